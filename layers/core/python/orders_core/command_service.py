@@ -1,0 +1,263 @@
+"""The application service: load an aggregate, decide, append; retry on conflict.
+
+Cost model: a warm function keeps recently used aggregates in memory and writes a command on
+one of them straight at cached_version + 1, so the steady-state cost of a command is one
+PutItem. A new aggregate is written at version 1 without reading first. A conflict (someone
+else wrote) reads only the commits after the version we hold, then decides again.
+
+Idempotency: each commit records the command id that produced it, and every aggregate keeps
+the ids of its most recent commands. A retried command finds its id there and gets the first
+answer back without appending: no extra table, no extra request, and atomic with the append.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any, Generic, TypeVar
+
+from orders_core.aggregate import AggregateType
+from orders_core.domain.errors import DomainError
+from orders_core.domain.events import DomainEvent
+from orders_core.envelope import Commit, CommitMetadata, EventEnvelope, envelopes_of
+from orders_core.errors import ConcurrencyError
+from orders_core.store.port import EventStore
+
+State = TypeVar("State")
+Command = TypeVar("Command")
+
+RECENT_COMMANDS_KEPT = 100
+
+
+class StaleVersion(Exception):
+    """The caller's If-Match version is no longer the aggregate's version."""
+
+    def __init__(self, expected: int, actual: int) -> None:
+        super().__init__(f"the order is at version {actual}, not {expected}: reload it and try again")
+        self.expected = expected
+        self.actual = actual
+
+
+class IdempotencyKeyReused(Exception):
+    """A command id that was already used, sent again with a different request."""
+
+    def __init__(self, command_id: str) -> None:
+        super().__init__(
+            f"command id {command_id!r} was already used for a different request; use a new Idempotency-Key"
+        )
+        self.command_id = command_id
+
+
+@dataclass(frozen=True)
+class CommandRecord:
+    fingerprint: str
+    first_version: int
+    last_version: int
+    correlation_id: str
+
+
+@dataclass(frozen=True)
+class Loaded(Generic[State]):
+    state: State
+    version: int
+    recent_commands: Mapping[str, CommandRecord]
+    last_recorded_at: str = ""
+
+
+@dataclass(frozen=True)
+class CommandContext:
+    """Everything about a command that is not the command: ids, caller, time, preconditions."""
+
+    command_id: str
+    correlation_id: str
+    actor: str
+    recorded_at: str
+    fingerprint: str = ""
+    causation_id: str = ""
+    expected_version: int | None = None
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    stream_id: str
+    version: int
+    correlation_id: str
+    replayed: bool = False
+
+
+class AggregateCache:
+    """A small LRU of loaded aggregates, shared by the threads of one process."""
+
+    def __init__(self, capacity: int) -> None:
+        self._capacity = capacity
+        self._entries: OrderedDict[str, Loaded[Any]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, stream_id: str) -> Loaded[Any] | None:
+        with self._lock:
+            entry = self._entries.get(stream_id)
+            if entry is not None:
+                self._entries.move_to_end(stream_id)
+            return entry
+
+    def put(self, stream_id: str, loaded: Loaded[Any]) -> None:
+        with self._lock:
+            existing = self._entries.get(stream_id)
+            # Threads may finish out of order: never replace a newer state with an older one.
+            if existing is None or existing.version <= loaded.version:
+                self._entries[stream_id] = loaded
+                self._entries.move_to_end(stream_id)
+            while len(self._entries) > self._capacity:
+                self._entries.popitem(last=False)
+
+    def discard(self, stream_id: str) -> None:
+        with self._lock:
+            self._entries.pop(stream_id, None)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+
+def _fold_commits(
+    aggregate: AggregateType[State, Any], start: Loaded[State], commits: Sequence[Commit]
+) -> Loaded[State]:
+    state = start.state
+    version = start.version
+    recent: OrderedDict[str, CommandRecord] = OrderedDict(start.recent_commands)
+    last_recorded_at = start.last_recorded_at
+    for commit in commits:
+        for event in commit.events:
+            state = aggregate.evolve(state, aggregate.events.load(event.type, event.data))
+        version = commit.last_version
+        meta = commit.metadata
+        recent[meta.command_id] = CommandRecord(
+            meta.command_fingerprint, commit.first_version, commit.last_version, meta.correlation_id
+        )
+        recent.move_to_end(meta.command_id)
+        while len(recent) > RECENT_COMMANDS_KEPT:
+            recent.popitem(last=False)
+        last_recorded_at = max(last_recorded_at, meta.recorded_at)
+    return Loaded(state, version, MappingProxyType(dict(recent)), last_recorded_at)
+
+
+class CommandService:
+    def __init__(self, store: EventStore, *, cache_size: int = 1000, max_attempts: int = 5) -> None:
+        self.store = store
+        self.cache = AggregateCache(cache_size)
+        self._max_attempts = max_attempts
+
+    def load(self, aggregate: AggregateType[State, Any], aggregate_id: str) -> Loaded[State]:
+        """The aggregate as stored now (no cache)."""
+        empty: Loaded[State] = Loaded(aggregate.initial_state, 0, MappingProxyType({}))
+        return self._catch_up(aggregate, aggregate.stream_id(aggregate_id), empty)
+
+    def history(
+        self, aggregate: AggregateType[State, Any], aggregate_id: str
+    ) -> tuple[State, list[EventEnvelope]]:
+        """The aggregate's current state and every event of its stream, in version order."""
+        commits = self.store.read_commits(aggregate.stream_id(aggregate_id))
+        empty: Loaded[State] = Loaded(aggregate.initial_state, 0, MappingProxyType({}))
+        return _fold_commits(aggregate, empty, commits).state, envelopes_of(commits)
+
+    def execute(
+        self,
+        aggregate: AggregateType[State, Command],
+        aggregate_id: str,
+        command: Command,
+        context: CommandContext,
+        *,
+        expect_new: bool = False,
+    ) -> CommandResult:
+        """Decide `command` on the aggregate and append the result as one commit.
+
+        `expect_new` skips the read when the caller expects the aggregate not to exist yet
+        (a new order): the conditional write tells us if it did.
+        """
+        stream_id = aggregate.stream_id(aggregate_id)
+        current: Loaded[State] | None = self.cache.get(stream_id)
+        fresh = False
+        if current is None:
+            current = Loaded(aggregate.initial_state, 0, MappingProxyType({}))
+            if not expect_new:
+                current, fresh = self._catch_up(aggregate, stream_id, current), True
+
+        for _ in range(self._max_attempts):
+            record = current.recent_commands.get(context.command_id)
+            if record is not None:
+                if context.fingerprint and record.fingerprint and record.fingerprint != context.fingerprint:
+                    raise IdempotencyKeyReused(context.command_id)
+                return CommandResult(stream_id, record.last_version, record.correlation_id, replayed=True)
+
+            if context.expected_version is not None and current.version != context.expected_version:
+                # Versions only grow: a cached state behind the client's may just be old.
+                if not fresh and current.version < context.expected_version:
+                    current, fresh = self._catch_up(aggregate, stream_id, current), True
+                    continue
+                raise StaleVersion(context.expected_version, current.version)
+
+            try:
+                decided = aggregate.decide(current.state, command)
+            except DomainError:
+                if fresh:
+                    raise
+                # The refusal may come from an outdated cached state: check against the store.
+                current, fresh = self._catch_up(aggregate, stream_id, current), True
+                continue
+            if not decided:
+                return CommandResult(stream_id, current.version, context.correlation_id)
+
+            try:
+                commit = self.store.append(
+                    stream_id,
+                    current.version,
+                    [event.to_new_event() for event in decided],
+                    self._metadata(context, current),
+                )
+            except ConcurrencyError:
+                self.cache.discard(stream_id)
+                current, fresh = self._catch_up(aggregate, stream_id, current), True
+                continue
+            current = _fold_commits(aggregate, current, [commit])
+            self.cache.put(stream_id, current)
+            return CommandResult(stream_id, commit.last_version, context.correlation_id)
+
+        raise ConcurrencyError(stream_id, current.version)
+
+    @staticmethod
+    def _metadata(context: CommandContext, current: Loaded[Any]) -> CommitMetadata:
+        return CommitMetadata(
+            command_id=context.command_id,
+            correlation_id=context.correlation_id,
+            causation_id=context.causation_id or context.command_id,
+            actor=context.actor,
+            # Clocks of different function instances drift: keep a stream's times non-decreasing
+            # so that "as of T" queries see commits in version order.
+            recorded_at=max(context.recorded_at, current.last_recorded_at),
+            command_fingerprint=context.fingerprint,
+        )
+
+    def _catch_up(
+        self, aggregate: AggregateType[State, Any], stream_id: str, current: Loaded[State]
+    ) -> Loaded[State]:
+        commits = self.store.read_commits(stream_id, after_version=current.version)
+        loaded = _fold_commits(aggregate, current, commits)
+        if loaded.version > 0:
+            self.cache.put(stream_id, loaded)
+        return loaded
+
+
+__all__ = [
+    "AggregateCache",
+    "CommandContext",
+    "CommandRecord",
+    "CommandResult",
+    "CommandService",
+    "DomainEvent",
+    "IdempotencyKeyReused",
+    "Loaded",
+    "StaleVersion",
+]

@@ -1,0 +1,1 @@
+"""The order domain: pure decide/evolve functions, no I/O, no clock, no environment."""

@@ -1,0 +1,1 @@
+"""Read-model storage: the port every projection writes through, and its adapters."""

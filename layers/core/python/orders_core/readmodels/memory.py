@@ -1,0 +1,87 @@
+"""In-memory read store: the fake for unit tests, with the same conditional rules."""
+
+from __future__ import annotations
+
+import base64
+import copy
+import json
+import threading
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from orders_core.readmodels.port import Key, Number, Row, VersionConflict
+
+
+class InMemoryReadStore:
+    def __init__(self) -> None:
+        self._rows: dict[Key, Row] = {}
+        self._lock = threading.Lock()
+
+    def get_many(self, keys: Sequence[Key]) -> dict[Key, Row]:
+        with self._lock:
+            return {key: copy.deepcopy(self._rows[key]) for key in keys if key in self._rows}
+
+    def put_next_version(self, key: Key, row: Row, *, version: int, expected: int | None) -> None:
+        with self._lock:
+            current = self._rows.get(key)
+            current_version = None if current is None else current["version"]
+            if current_version != expected:
+                raise VersionConflict(key, expected)
+            self._rows[key] = {**copy.deepcopy(row), "pk": key[0], "sk": key[1], "version": version}
+
+    def put_if_newer(self, key: Key, row: Row, *, version: int) -> bool:
+        with self._lock:
+            current = self._rows.get(key)
+            if current is not None and current["version"] >= version:
+                return False
+            self._rows[key] = {**copy.deepcopy(row), "pk": key[0], "sk": key[1], "version": version}
+            return True
+
+    def add_contribution(
+        self,
+        key: Key,
+        *,
+        sources: Sequence[str],
+        counters: Mapping[str, Number],
+        fields: Mapping[str, Any],
+    ) -> bool:
+        with self._lock:
+            row = self._rows.setdefault(key, {"pk": key[0], "sk": key[1]})
+            applied: set[str] = row.setdefault("applied", set())
+            if applied & set(sources):
+                return False
+            applied.update(sources)
+            for name, amount in counters.items():
+                row[name] = row.get(name, 0) + amount
+            row.update(copy.deepcopy(dict(fields)))
+            return True
+
+    def query_partition(self, pk: str) -> list[Row]:
+        with self._lock:
+            rows = [copy.deepcopy(row) for key, row in self._rows.items() if key[0] == pk]
+        return sorted(rows, key=lambda row: str(row["sk"]))
+
+    def query_index(
+        self, index_pk: str, *, limit: int, cursor: str | None = None
+    ) -> tuple[list[Row], str | None]:
+        with self._lock:
+            rows = [copy.deepcopy(row) for row in self._rows.values() if row.get("gsi1pk") == index_pk]
+        rows.sort(key=lambda row: (str(row["gsi1sk"]), str(row["pk"])), reverse=True)
+        if cursor is not None:
+            after = tuple(json.loads(base64.urlsafe_b64decode(cursor)))
+            rows = [row for row in rows if (str(row["gsi1sk"]), str(row["pk"])) < after]
+        page = rows[:limit]
+        more = len(rows) > limit
+        next_cursor = (
+            base64.urlsafe_b64encode(json.dumps([page[-1]["gsi1sk"], page[-1]["pk"]]).encode()).decode()
+            if more and page
+            else None
+        )
+        return page, next_cursor
+
+    def delete_partition_prefix(self, prefix: str) -> int:
+        with self._lock:
+            doomed = [key for key in self._rows if key[0].startswith(prefix)]
+            for key in doomed:
+                del self._rows[key]
+        return len(doomed)

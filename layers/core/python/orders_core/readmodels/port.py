@@ -1,0 +1,66 @@
+"""The read-model store port: the few conditional writes that make projections exact.
+
+Rows live under a (pk, sk) key. Three write rules cover every projection:
+- `put_next_version`: a per-stream row moves only from version `expected` to `version`;
+- `put_if_newer`: a row derived from others is replaced only by a newer derivation;
+- `add_contribution`: commutative counters, applied at most once per source id.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from decimal import Decimal
+from typing import Any, Protocol
+
+Key = tuple[str, str]
+Row = dict[str, Any]
+Number = int | Decimal
+
+
+class VersionConflict(Exception):
+    """The row is not at the version the writer expected."""
+
+    def __init__(self, key: Key, expected: int | None) -> None:
+        super().__init__(f"row {key} is not at version {expected}")
+        self.key = key
+        self.expected = expected
+
+
+class ReadStore(Protocol):
+    def get_many(self, keys: Sequence[Key]) -> dict[Key, Row]:
+        """Rows that exist among `keys` (strongly consistent)."""
+        ...
+
+    def put_next_version(self, key: Key, row: Row, *, version: int, expected: int | None) -> None:
+        """Write `row` at `version` if the stored row is at `expected` (None: absent)."""
+        ...
+
+    def put_if_newer(self, key: Key, row: Row, *, version: int) -> bool:
+        """Write `row` unless the stored row's version is >= `version`; True if written."""
+        ...
+
+    def add_contribution(
+        self,
+        key: Key,
+        *,
+        sources: Sequence[str],
+        counters: Mapping[str, Number],
+        fields: Mapping[str, Any],
+    ) -> bool:
+        """Atomically add `counters`, set `fields` and record `sources` as applied, unless any
+        of `sources` was applied before (then change nothing and return False)."""
+        ...
+
+    def query_partition(self, pk: str) -> list[Row]:
+        """Every row under `pk`, strongly consistent."""
+        ...
+
+    def query_index(
+        self, index_pk: str, *, limit: int, cursor: str | None = None
+    ) -> tuple[list[Row], str | None]:
+        """Rows whose `gsi1pk` is `index_pk`, by descending `gsi1sk`, a page at a time."""
+        ...
+
+    def delete_partition_prefix(self, prefix: str) -> int:
+        """Delete every row whose pk starts with `prefix` (retiring a generation)."""
+        ...

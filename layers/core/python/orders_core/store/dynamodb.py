@@ -1,0 +1,90 @@
+"""DynamoDB event store: one item per commit, written with one conditional PutItem."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, cast
+
+from botocore.exceptions import ClientError
+
+from orders_core.envelope import Commit, CommitMetadata, NewEvent
+from orders_core.errors import CommitTooLarge, ConcurrencyError, EventStoreError
+from orders_core.store.codec import MAX_COMMIT_BYTES, Item, commit_to_item, item_size, item_to_commit
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb.client import DynamoDBClient
+
+
+class DynamoDBEventStore:
+    def __init__(self, client: DynamoDBClient, table_name: str) -> None:
+        self._client = client
+        self._table = table_name
+
+    def append(
+        self,
+        stream_id: str,
+        expected_version: int,
+        events: Sequence[NewEvent],
+        metadata: CommitMetadata,
+    ) -> Commit:
+        commit = Commit(stream_id, expected_version + 1, tuple(events), metadata)
+        item = commit_to_item(commit)
+        try:
+            self._client.put_item(
+                TableName=self._table,
+                Item=item,
+                ConditionExpression="attribute_not_exists(version)",
+            )
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "")
+            if code == "ConditionalCheckFailedException":
+                raise ConcurrencyError(stream_id, expected_version) from exc
+            if code == "ValidationException" and "size" in str(exc).lower():
+                # Our size estimate and DynamoDB's disagree at the edge: same answer.
+                raise CommitTooLarge(stream_id, item_size(item), MAX_COMMIT_BYTES) from exc
+            raise EventStoreError(f"could not append to {stream_id!r}: {code}") from exc
+        return commit
+
+    def read_commits(self, stream_id: str, after_version: int = 0) -> list[Commit]:
+        return self._query(stream_id, "version > :v", after_version, forward=True)
+
+    def read_commits_covering(self, stream_id: str, from_version: int) -> list[Commit]:
+        later = self._query(stream_id, "version >= :v", from_version, forward=True)
+        if from_version <= 1 or (later and later[0].first_version == from_version):
+            return later
+        # `from_version` may sit inside an earlier commit: fetch that one commit too.
+        earlier = self._query(stream_id, "version < :v", from_version, forward=False, limit=1)
+        if earlier and earlier[0].last_version >= from_version:
+            return earlier + later
+        return later
+
+    def _query(
+        self,
+        stream_id: str,
+        condition: str,
+        version: int,
+        *,
+        forward: bool,
+        limit: int | None = None,
+    ) -> list[Commit]:
+        request: dict[str, Any] = {
+            "TableName": self._table,
+            "KeyConditionExpression": f"stream_id = :s AND {condition}",
+            "ExpressionAttributeValues": {":s": {"S": stream_id}, ":v": {"N": str(version)}},
+            "ScanIndexForward": forward,
+            "ConsistentRead": True,
+        }
+        if limit is not None:
+            request["Limit"] = limit
+        commits: list[Commit] = []
+        while True:
+            try:
+                page = self._client.query(**request)
+            except ClientError as exc:
+                code = exc.response.get("Error", {}).get("Code", "")
+                raise EventStoreError(f"could not read {stream_id!r}: {code}") from exc
+            commits.extend(item_to_commit(cast("Item", item)) for item in page.get("Items", []))
+            last_key = page.get("LastEvaluatedKey")
+            if not last_key or (limit is not None and len(commits) >= limit):
+                return commits
+            request["ExclusiveStartKey"] = last_key

@@ -1,0 +1,50 @@
+"""In-memory event store: the fake for unit tests, with the same rules as DynamoDB."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+
+from orders_core.envelope import Commit, CommitMetadata, NewEvent
+from orders_core.errors import ConcurrencyError
+from orders_core.store.codec import commit_to_item, item_to_commit
+
+
+class InMemoryEventStore:
+    def __init__(self) -> None:
+        self._streams: dict[str, list[Commit]] = {}
+        # The condition check and the write must be one step, as in DynamoDB.
+        self._lock = threading.Lock()
+
+    def append(
+        self,
+        stream_id: str,
+        expected_version: int,
+        events: Sequence[NewEvent],
+        metadata: CommitMetadata,
+    ) -> Commit:
+        commit = Commit(stream_id, expected_version + 1, tuple(events), metadata)
+        # Round-trip through the item codec: same size limit and float check as DynamoDB,
+        # and callers cannot mutate what was stored.
+        stored = item_to_commit(commit_to_item(commit))
+        with self._lock:
+            commits = self._streams.setdefault(stream_id, [])
+            current = commits[-1].last_version if commits else 0
+            if current != expected_version:
+                raise ConcurrencyError(stream_id, expected_version)
+            commits.append(stored)
+        return stored
+
+    def read_commits(self, stream_id: str, after_version: int = 0) -> list[Commit]:
+        with self._lock:
+            commits = list(self._streams.get(stream_id, ()))
+        return [commit for commit in commits if commit.first_version > after_version]
+
+    def read_commits_covering(self, stream_id: str, from_version: int) -> list[Commit]:
+        with self._lock:
+            commits = list(self._streams.get(stream_id, ()))
+        return [commit for commit in commits if commit.last_version >= from_version]
+
+    def stream_ids(self) -> list[str]:
+        with self._lock:
+            return sorted(self._streams)

@@ -1,0 +1,1 @@
+"""Run the order service on one machine: moto for AWS, a local API Gateway, locally signed tokens."""

@@ -1,0 +1,229 @@
+"""The whole service on one machine: moto (or an external endpoint), the tables, the gateway."""
+
+from __future__ import annotations
+
+import errno
+import importlib
+import logging
+import os
+import socket
+import threading
+from collections.abc import Mapping, Sequence
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+import boto3
+from werkzeug.serving import BaseWSGIServer, get_sockaddr, make_server, select_address_family
+
+from orders_core.api_routes import ROUTES
+from orders_core.tables import ALL_TABLES
+from orders_local.gateway import LambdaHandler, LocalGateway
+from orders_local.moto_server import install_dynamodb_write_lock, start_moto
+from orders_local.tokens import load_or_create_secret
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from _typeshed.wsgi import StartResponse, WSGIEnvironment
+    from moto.server import ThreadedMotoServer
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_CORS_ORIGINS: tuple[str, ...] = ("http://localhost:3000", "http://127.0.0.1:3000")
+# Credentials moto accepts; forced when we run moto so real credentials are never used to sign.
+MOTO_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+
+
+class CannotListen(OSError):
+    """The API's address could not be bound (bad host, privileged port, ...)."""
+
+    def __init__(self, host: str, port: int, code: int | None, reason: str) -> None:
+        super().__init__(code, reason)
+        self.host = host
+        self.port = port
+
+
+class PortInUse(CannotListen):
+    def __init__(self, host: str, port: int) -> None:
+        super().__init__(host, port, errno.EADDRINUSE, f"port {port} on {host} is already in use")
+
+
+class LocalSystem:
+    """Start with ``start()`` or ``with LocalSystem(...) as system:``; ``system.url`` is the API."""
+
+    def __init__(
+        self,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 8000,
+        cors_origins: Sequence[str] = DEFAULT_CORS_ORIGINS,
+        secret: str | None = None,
+        handlers: Mapping[str, LambdaHandler] | None = None,
+        table_prefix: str = "orders",
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.cors_origins = tuple(cors_origins)
+        self.secret = secret if secret is not None else load_or_create_secret()
+        self._handler_overrides = dict(handlers or {})
+        self.table_prefix = table_prefix
+        self.endpoint_url: str | None = None
+        self.table_names: dict[str, str] = {}
+        self._moto: ThreadedMotoServer | None = None
+        self._http: BaseWSGIServer | None = None
+        self._thread: threading.Thread | None = None
+        self._gateway: LocalGateway | None = None
+        self._saved_env: dict[str, str | None] = {}
+
+    # -- lifecycle ----------------------------------------------------------------------------------
+
+    @property
+    def started(self) -> bool:
+        return self._thread is not None
+
+    @property
+    def moto_started(self) -> bool:
+        return self._moto is not None
+
+    @property
+    def url(self) -> str:
+        if self._http is None:
+            raise RuntimeError("LocalSystem is not started")
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self._http.port}"
+
+    def start(self) -> LocalSystem:
+        if self._http is not None:
+            raise RuntimeError("LocalSystem is already started")
+        try:
+            # Bound first: a busy port should fail in milliseconds, before moto and imports.
+            self._http = self._bind_http_server()
+            self._prepare_aws()
+            self._create_tables()
+            self._gateway = LocalGateway(
+                self._load_handlers(), secret=self.secret, cors_origins=self.cors_origins
+            )
+            self._thread = threading.Thread(
+                target=self._http.serve_forever, name="orders-local-gateway", daemon=True
+            )
+            self._thread.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        """Idempotent; also cleans up after a start() that failed half-way."""
+        if self._http is not None:
+            if self._thread is not None:
+                self._http.shutdown()  # serve_forever closes the socket on its way out
+                self._thread.join()
+            else:
+                self._http.server_close()
+        self._http = None
+        self._thread = None
+        self._gateway = None
+        if self._moto is not None:
+            self._moto.stop()
+            self._moto = None
+        for name, value in self._saved_env.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        self._saved_env = {}
+
+    def __enter__(self) -> LocalSystem:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    # -- steps --------------------------------------------------------------------------------------
+
+    def _bind_http_server(self) -> BaseWSGIServer:
+        # werkzeug's make_server prints to stderr and calls sys.exit(1) when it cannot bind; binding
+        # the socket here and handing it over keeps errors as exceptions the caller can report.
+        family = select_address_family(self.host, self.port)
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                sock.bind(get_sockaddr(self.host, self.port, family))
+                sock.listen(128)
+            except OSError as exc:
+                if exc.errno == errno.EADDRINUSE:
+                    raise PortInUse(self.host, self.port) from exc
+                reason = f"cannot listen on {self.host}:{self.port}: {exc.strerror or exc}"
+                raise CannotListen(self.host, self.port, exc.errno, reason) from exc
+            # Requests that arrive before the gateway is ready wait in the listen backlog.
+            server = make_server(self.host, self.port, self._serve, threaded=True, fd=sock.fileno())
+        finally:
+            sock.close()  # the server holds its own duplicate of the descriptor
+        return server
+
+    def _serve(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        gateway = self._gateway
+        if gateway is None:
+            start_response("503 Service Unavailable", [("Content-Type", "application/json")])
+            return [b'{"message":"Service Unavailable"}']
+        return gateway(environ, start_response)
+
+    def _set_env(self, name: str, value: str) -> None:
+        self._saved_env.setdefault(name, os.environ.get(name))
+        os.environ[name] = value
+
+    def _prepare_aws(self) -> None:
+        # The gateway logs one line per request itself; werkzeug's own access log would double it.
+        logging.getLogger("werkzeug").setLevel(logging.ERROR)
+        external = os.environ.get("AWS_ENDPOINT_URL")
+        if external:
+            self.endpoint_url = external
+            # Local emulators want some credentials; keep whatever the user has configured.
+            if not os.environ.get("AWS_ACCESS_KEY_ID") and not os.environ.get("AWS_PROFILE"):
+                for name, value in MOTO_CREDENTIALS.items():
+                    self._set_env(name, value)
+        else:
+            install_dynamodb_write_lock()
+            self._moto, self.endpoint_url = start_moto(0)
+            self._set_env("AWS_ENDPOINT_URL", self.endpoint_url)
+            for name, value in MOTO_CREDENTIALS.items():
+                self._set_env(name, value)
+            if "AWS_SESSION_TOKEN" in os.environ:
+                self._saved_env.setdefault("AWS_SESSION_TOKEN", os.environ.pop("AWS_SESSION_TOKEN"))
+            # moto's Step Functions tasks call back to localhost:$MOTO_PORT in server mode.
+            self._set_env("MOTO_PORT", self.endpoint_url.rsplit(":", 1)[1])
+        region = os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+        self._set_env("AWS_DEFAULT_REGION", region)
+        if not os.environ.get("AWS_REGION"):
+            self._set_env("AWS_REGION", region)  # Lambda sets it; Powertools and handlers may read it
+        self._set_env("AWS_ACCOUNT_ID_ENDPOINT_MODE", "disabled")
+
+    def _create_tables(self) -> None:
+        client: Any = boto3.client("dynamodb", endpoint_url=self.endpoint_url)
+        for spec in ALL_TABLES:
+            name = spec.local_name(self.table_prefix)
+            try:
+                client.create_table(**spec.create_table_request(name))
+                logger.info("created table %s", name)
+            except client.exceptions.ResourceInUseException:
+                logger.info("table %s already exists", name)
+            client.get_waiter("table_exists").wait(
+                TableName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 30}
+            )
+            self.table_names[spec.key] = name
+            self._set_env(spec.env_var, name)
+
+    def _load_handlers(self) -> dict[str, LambdaHandler]:
+        handlers = dict(self._handler_overrides)
+        for function in sorted({route.function for route in ROUTES} - handlers.keys()):
+            # Imported only now: the handler modules create their boto3 clients and read the table
+            # names at import time, so the environment above must already be in place.
+            module = importlib.import_module(f"{function}.handler")
+            handlers[function] = module.lambda_handler
+        return handlers

@@ -1,0 +1,159 @@
+"""One contract, every event store: the in-memory fake and DynamoDB (on moto) must agree."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from orders_core.envelope import CommitMetadata, NewEvent, envelopes_of
+from orders_core.errors import CommitTooLarge, ConcurrencyError, InvalidCommit
+from orders_core.store.dynamodb import DynamoDBEventStore
+from orders_core.store.memory import InMemoryEventStore
+from orders_core.store.port import EventStore
+
+
+@pytest.fixture(params=["memory", "dynamodb"])
+def store(request: pytest.FixtureRequest) -> EventStore:
+    if request.param == "memory":
+        return InMemoryEventStore()
+    dynamodb: Any = request.getfixturevalue("dynamodb")
+    return DynamoDBEventStore(dynamodb, request.getfixturevalue("events_table"))
+
+
+def meta(command_id: str = "cmd-1", recorded_at: str = "2026-11-26T10:00:00.000000Z") -> CommitMetadata:
+    return CommitMetadata(
+        command_id=command_id,
+        correlation_id=f"corr-{command_id}",
+        causation_id=f"cause-{command_id}",
+        actor="alice",
+        recorded_at=recorded_at,
+        command_fingerprint=f"fp-{command_id}",
+    )
+
+
+def events(*names: str, **data: Any) -> list[NewEvent]:
+    return [NewEvent(type=name, data={"n": index, **data}) for index, name in enumerate(names)]
+
+
+def test_a_new_stream_starts_at_version_one_and_reads_back_in_order(store: EventStore) -> None:
+    # Given an empty stream, when a commit of three events is appended
+    commit = store.append("order-1", 0, events("A", "B", "C"), meta())
+
+    # Then the events hold versions 1..3 in the order given, with the commit's metadata
+    assert (commit.first_version, commit.last_version) == (1, 3)
+    read = envelopes_of(store.read_commits("order-1"))
+    assert [(e.version, e.type) for e in read] == [(1, "A"), (2, "B"), (3, "C")]
+    assert {(e.command_id, e.correlation_id, e.causation_id, e.actor) for e in read} == {
+        ("cmd-1", "corr-cmd-1", "cause-cmd-1", "alice")
+    }
+    assert len({e.event_id for e in read}) == 3
+
+
+def test_a_second_writer_at_the_same_version_is_rejected_and_writes_nothing(store: EventStore) -> None:
+    # Given a stream at version 1
+    store.append("order-1", 0, events("A"), meta("first"))
+
+    # When two writers both append from version 1, the second loses
+    store.append("order-1", 1, events("B"), meta("second"))
+    with pytest.raises(ConcurrencyError):
+        store.append("order-1", 1, events("C", "D", "E"), meta("third"))
+
+    # Then none of the losing commit's events were stored: the commit is all or nothing
+    read = envelopes_of(store.read_commits("order-1"))
+    assert [(e.version, e.type, e.command_id) for e in read] == [(1, "A", "first"), (2, "B", "second")]
+
+
+def test_a_stale_writer_behind_a_multi_event_commit_is_rejected(store: EventStore) -> None:
+    # Given a three-event commit at versions 1..3
+    store.append("order-1", 0, events("A", "B", "C"), meta("first"))
+
+    # When a writer that never saw it appends as if the stream were new
+    with pytest.raises(ConcurrencyError):
+        store.append("order-1", 0, events("X"), meta("stale"))
+
+    # Then the stream is unchanged
+    assert [e.type for e in envelopes_of(store.read_commits("order-1"))] == ["A", "B", "C"]
+
+
+def test_reads_from_a_version_start_at_the_right_commit(store: EventStore) -> None:
+    # Given commits at versions 1..3, 4..5 and 6
+    store.append("order-1", 0, events("A", "B", "C"), meta("c1"))
+    store.append("order-1", 3, events("D", "E"), meta("c2"))
+    store.append("order-1", 5, events("F"), meta("c3"))
+
+    # Then reading after a version returns only later commits
+    assert [c.first_version for c in store.read_commits("order-1", after_version=3)] == [4, 6]
+    assert store.read_commits("order-1", after_version=6) == []
+    # And reading from a version inside a commit includes the commit that holds it
+    assert [c.first_version for c in store.read_commits_covering("order-1", 5)] == [4, 6]
+    assert [c.first_version for c in store.read_commits_covering("order-1", 4)] == [4, 6]
+    assert [c.first_version for c in store.read_commits_covering("order-1", 1)] == [1, 4, 6]
+    assert store.read_commits_covering("order-1", 7) == []
+
+
+def test_streams_are_independent(store: EventStore) -> None:
+    store.append("order-1", 0, events("A"), meta("a"))
+    store.append("order-2", 0, events("B"), meta("b"))
+    store.append("order-1", 1, events("C"), meta("c"))
+
+    assert [e.type for e in envelopes_of(store.read_commits("order-1"))] == ["A", "C"]
+    assert [e.type for e in envelopes_of(store.read_commits("order-2"))] == ["B"]
+    assert store.read_commits("order-3") == []
+
+
+def test_an_oversized_commit_is_rejected_with_a_clear_error_and_nothing_written(store: EventStore) -> None:
+    # Given a commit whose events exceed one item (multi-byte text counts in UTF-8 bytes)
+    huge = [
+        NewEvent(type="A", data={"text": "é" * 150_000}),
+        NewEvent(type="B", data={"text": "x" * 150_000}),
+    ]
+
+    # When it is appended, the store refuses it and says why
+    with pytest.raises(CommitTooLarge) as refused:
+        store.append("order-1", 0, huge, meta())
+    assert refused.value.size > refused.value.limit
+    assert "limit" in str(refused.value)
+
+    # Then nothing was written and the version is still free
+    assert store.read_commits("order-1") == []
+    store.append("order-1", 0, events("A"), meta("after"))
+    assert [c.first_version for c in store.read_commits("order-1")] == [1]
+
+
+def test_a_commit_just_under_the_limit_is_stored_whole(store: EventStore) -> None:
+    big = [NewEvent(type="A", data={"text": "x" * 390_000})]
+    store.append("order-1", 0, big, meta())
+    (commit,) = store.read_commits("order-1")
+    assert len(commit.events[0].data["text"]) == 390_000
+
+
+def test_long_streams_read_back_completely_across_pages(store: EventStore) -> None:
+    # Given more data than one DynamoDB query page (1 MB) holds
+    for index in range(5):
+        store.append(
+            "order-1",
+            index,
+            [NewEvent(type="Big", data={"text": "y" * 300_000, "i": index})],
+            meta(f"c{index}"),
+        )
+
+    # Then every commit is read, in order
+    assert [c.events[0].data["i"] for c in store.read_commits("order-1")] == [0, 1, 2, 3, 4]
+
+
+def test_floats_and_empty_commits_are_refused(store: EventStore) -> None:
+    with pytest.raises(InvalidCommit, match="float"):
+        store.append("order-1", 0, [NewEvent(type="A", data={"price": 12.5})], meta())
+    with pytest.raises(InvalidCommit):
+        store.append("order-1", 0, [], meta())
+    assert store.read_commits("order-1") == []
+
+
+def test_data_round_trips_exactly(store: EventStore) -> None:
+    data = {"price": "12.50", "qty": 3, "name": "naïve ☕ 数据", "nested": {"list": [1, "2", None, True]}}
+    store.append("order-1", 0, [NewEvent(type="A", data=data, schema_version=2)], meta())
+    (event,) = envelopes_of(store.read_commits("order-1"))
+    assert dict(event.data) == data
+    assert event.schema_version == 2
+    assert event.recorded_at == "2026-11-26T10:00:00.000000Z"

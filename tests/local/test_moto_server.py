@@ -1,0 +1,127 @@
+"""moto in-process over HTTP, with DynamoDB's conditional writes made atomic."""
+
+from __future__ import annotations
+
+import threading
+import time
+import urllib.request
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import boto3
+import pytest
+from botocore.config import Config
+from moto.dynamodb.models import DynamoDBBackend
+
+from orders_local import moto_server
+from orders_local.moto_server import (
+    DYNAMODB_WRITE_METHODS,
+    dynamodb_write_lock_installed,
+    install_dynamodb_write_lock,
+    start_moto,
+)
+
+WRITERS = 8
+ROUNDS = 15
+
+
+@pytest.fixture(scope="module")
+def endpoint_url() -> Iterator[str]:
+    install_dynamodb_write_lock()
+    server, url = start_moto(0)
+    yield url
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def dynamodb(endpoint_url: str) -> Any:
+    return boto3.client(
+        "dynamodb",
+        endpoint_url=endpoint_url,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+        config=Config(max_pool_connections=WRITERS * 2, retries={"max_attempts": 1}),
+    )
+
+
+@pytest.fixture(scope="module")
+def table(dynamodb: Any) -> str:
+    name = "moto-server-race"
+    dynamodb.create_table(
+        TableName=name,
+        BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+    )
+    return name
+
+
+def test_server_answers_as_soon_as_start_returns(endpoint_url: str) -> None:
+    # Given a server started on a port chosen by the OS
+    # When / Then it already serves HTTP (start_moto waited for it) on a real port
+    assert not endpoint_url.endswith(":0")
+    with urllib.request.urlopen(f"{endpoint_url}/moto-api/", timeout=2) as reply:
+        assert reply.status == 200
+
+
+def test_installing_the_lock_twice_wraps_once() -> None:
+    # Given the lock is installed (again)
+    install_dynamodb_write_lock()
+    install_dynamodb_write_lock()
+
+    # Then each write method is wrapped exactly once around moto's own method
+    assert dynamodb_write_lock_installed()
+    for name in DYNAMODB_WRITE_METHODS:
+        wrapper = getattr(DynamoDBBackend, name)
+        assert not getattr(wrapper.__wrapped__, "__orders_local_write_lock__", False), name
+
+
+def test_writes_through_the_server_take_the_lock(dynamodb: Any, table: str) -> None:
+    # Given the test holds the process-wide write lock
+    finished = threading.Event()
+
+    def write() -> None:
+        dynamodb.put_item(TableName=table, Item={"pk": {"S": "blocked"}})
+        finished.set()
+
+    with moto_server._WRITE_LOCK:
+        writer = threading.Thread(target=write)
+        writer.start()
+        # When a put_item arrives at the server meanwhile
+        # Then it waits for the lock
+        assert not finished.wait(0.3)
+
+    # And completes once the lock is released
+    assert finished.wait(5)
+    writer.join()
+
+
+def test_racing_conditional_puts_have_exactly_one_winner_per_key(dynamodb: Any, table: str) -> None:
+    # Given several writers released together, each round, on the same new key
+    barrier = threading.Barrier(WRITERS)
+
+    def try_create(key: str) -> bool:
+        barrier.wait()
+        try:
+            dynamodb.put_item(
+                TableName=table,
+                Item={"pk": {"S": key}},
+                ConditionExpression="attribute_not_exists(pk)",
+            )
+        except dynamodb.exceptions.ConditionalCheckFailedException:
+            return False
+        return True
+
+    started = time.monotonic()
+    with ThreadPoolExecutor(max_workers=WRITERS) as pool:
+        for round_number in range(ROUNDS):
+            key = f"round-{round_number}"
+            # When they all try to create it with attribute_not_exists
+            winners = list(pool.map(try_create, [key] * WRITERS))
+
+            # Then exactly one succeeds, as on DynamoDB
+            assert winners.count(True) == 1, f"{key}: {winners.count(True)} winners"
+
+    assert time.monotonic() - started < 5
