@@ -71,10 +71,13 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"AWS endpoint    {system.endpoint_url} ({backend})")
         print(f"Tables          {tables}")
         print(f"CORS origins    {', '.join(cors_origins)} (from {cors_source})")
+        if system.workers is not None:
+            print(f"Projections     {', '.join(system.workers.pollers)} (following the events stream)")
+            print(f"Failed batches  {system.workers.failure_queue_url}")
         print("Get a token     orders token --customer alice   (or: orders token --operator)")
         print(
             f'Try             curl -H "Authorization: Bearer $(orders token --customer alice)" '
-            f"{system.url}/orders/some-order/events"
+            f"{system.url}/customers/me/orders"
         )
         print("Press Ctrl-C to stop.", flush=True)
         _wait_for_stop_signal()

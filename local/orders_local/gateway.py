@@ -115,7 +115,12 @@ class LocalGateway:
         self._secret = secret
         self._cors_origins = frozenset(cors_origins)
         self._max_body_bytes = max_body_bytes
-        self._matchers = tuple(_RouteMatcher.compile(r) for r in ROUTES)
+        # API Gateway prefers the most specific route: literal segments win over {parameters}.
+        self._matchers = tuple(
+            sorted(
+                (_RouteMatcher.compile(r) for r in ROUTES), key=lambda m: sum(n is not None for n in m.names)
+            )
+        )
         missing = {r.function for r in ROUTES} - self._handlers.keys()
         if missing:
             raise ValueError(f"no handler for function(s): {', '.join(sorted(missing))}")

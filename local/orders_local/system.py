@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import importlib
+import json
 import logging
 import os
 import socket
@@ -16,9 +17,11 @@ import boto3
 from werkzeug.serving import BaseWSGIServer, get_sockaddr, make_server, select_address_family
 
 from orders_core.api_routes import ROUTES
-from orders_core.tables import ALL_TABLES
+from orders_core.tables import ALL_TABLES, EVENTS
 from orders_local.gateway import LambdaHandler, LocalGateway
+from orders_local.openapi import build_openapi
 from orders_local.moto_server import install_dynamodb_write_lock, start_moto
+from orders_local.projection_workers import ProjectionWorkers
 from orders_local.tokens import load_or_create_secret
 
 if TYPE_CHECKING:
@@ -60,6 +63,7 @@ class LocalSystem:
         secret: str | None = None,
         handlers: Mapping[str, LambdaHandler] | None = None,
         table_prefix: str = "orders",
+        projections: bool = True,
     ) -> None:
         self.host = host
         self.port = port
@@ -74,6 +78,9 @@ class LocalSystem:
         self._thread: threading.Thread | None = None
         self._gateway: LocalGateway | None = None
         self._saved_env: dict[str, str | None] = {}
+        self._run_projections = projections
+        self._openapi: bytes | None = None
+        self.workers: ProjectionWorkers | None = None
 
     # -- lifecycle ----------------------------------------------------------------------------------
 
@@ -107,6 +114,14 @@ class LocalSystem:
                 target=self._http.serve_forever, name="orders-local-gateway", daemon=True
             )
             self._thread.start()
+            if self._run_projections:
+                self.workers = ProjectionWorkers(
+                    endpoint_url=self.endpoint_url,
+                    events_table=self.table_names[EVENTS.key],
+                    checkpoint_table=f"{self.table_prefix}-checkpoints",
+                    failure_queue=f"{self.table_prefix}-projection-failures",
+                )
+                self.workers.start()
         except BaseException:
             self.stop()
             raise
@@ -114,6 +129,9 @@ class LocalSystem:
 
     def stop(self) -> None:
         """Idempotent; also cleans up after a start() that failed half-way."""
+        if self.workers is not None:
+            self.workers.stop()
+            self.workers = None
         if self._http is not None:
             if self._thread is not None:
                 self._http.shutdown()  # serve_forever closes the socket on its way out
@@ -168,6 +186,12 @@ class LocalSystem:
         return server
 
     def _serve(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        if environ.get("PATH_INFO") == "/openapi.json" and environ.get("REQUEST_METHOD") == "GET":
+            # Served beside the API, without auth, so that tools and people can read the contract.
+            if self._openapi is None:
+                self._openapi = json.dumps(build_openapi()).encode()
+            start_response("200 OK", [("Content-Type", "application/json")])
+            return [self._openapi]
         gateway = self._gateway
         if gateway is None:
             start_response("503 Service Unavailable", [("Content-Type", "application/json")])

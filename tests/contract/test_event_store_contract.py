@@ -157,3 +157,13 @@ def test_data_round_trips_exactly(store: EventStore) -> None:
     assert dict(event.data) == data
     assert event.schema_version == 2
     assert event.recorded_at == "2026-11-26T10:00:00.000000Z"
+
+
+def test_one_commit_is_read_by_its_first_version(store: EventStore) -> None:
+    store.append("order-1", 0, events("A", "B"), meta("c1"))
+    store.append("order-1", 2, events("C"), meta("c2"))
+
+    first = store.read_commit("order-1", 1)
+    assert first is not None and [e.type for e in first.events] == ["A", "B"]
+    assert store.read_commit("order-1", 2) is None  # inside a commit, not its start
+    assert store.read_commit("order-2", 1) is None

@@ -11,7 +11,12 @@ import pytest
 
 from command_api import handler as commands
 from orders_core.command_service import CommandService
-from orders_core.store.dynamodb import DynamoDBEventStore
+from orders_core.projections.customer_orders import CustomerOrders
+from orders_core.projections.inventory import Inventory
+from orders_core.projections.sales import SalesAnalytics
+from orders_core.readmodels.memory import InMemoryReadStore
+from orders_core.store.memory import InMemoryEventStore
+from orders_core.tables import READ_MODEL_TABLES
 from query_api import handler as queries
 from tests.support.apigw import FakeLambdaContext, http_event
 
@@ -24,11 +29,13 @@ ORDER = {"items": [ITEM], "shipping_address": ADDRESS}
 def table(dynamodb: Any, events_table: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     # The handlers build their service from the environment, as in Lambda.
     monkeypatch.setenv("EVENTS_TABLE", events_table)
+    for spec in READ_MODEL_TABLES:
+        monkeypatch.setenv(spec.env_var, f"unused-{spec.key}")  # these tests never read the views
     commands.use_service(None)
-    queries.use_service(None)
+    queries.use_models(None)
     yield events_table
     commands.use_service(None)
-    queries.use_service(None)
+    queries.use_models(None)
 
 
 def call(method: str, path: str, **kwargs: Any) -> tuple[int, dict[str, str], dict[str, Any]]:
@@ -152,9 +159,7 @@ def test_the_event_history_shows_versions_and_correlation(table: str) -> None:
 
 def test_inventory_commands_are_for_operators(table: str) -> None:
     assert call("POST", "/inventory/sku-1/stock", body={"quantity": 5})[0] == 403
-    status, _, body = call(
-        "POST", "/inventory/sku-1/stock", body={"quantity": 5}, user="op", operator=True
-    )
+    status, _, body = call("POST", "/inventory/sku-1/stock", body={"quantity": 5}, user="op", operator=True)
     assert (status, body["product_id"], body["version"]) == (200, "sku-1", 1)
     status, _, body = call(
         "PUT", "/inventory/sku-1/reorder-level", body={"reorder_level": 3}, user="op", operator=True
@@ -221,13 +226,22 @@ def test_a_commit_too_large_for_one_item_gets_413_and_writes_nothing(
     assert commit_count(dynamodb, table) == 0
 
 
-def test_handlers_can_share_an_injected_service(dynamodb: Any, events_table: str) -> None:
-    service = CommandService(DynamoDBEventStore(dynamodb, events_table))
-    commands.use_service(service)
-    queries.use_service(service)
+def test_handlers_can_share_an_injected_store(dynamodb: Any, events_table: str) -> None:
+    events = InMemoryEventStore()
+    reads = InMemoryReadStore()
+    commands.use_service(CommandService(events))
+    queries.use_models(
+        queries.ReadModels(
+            CommandService(events),
+            CustomerOrders(reads, events),
+            SalesAnalytics(reads, events),
+            Inventory(reads, events),
+        )
+    )
     try:
         order_id = place()
         assert call("GET", f"/orders/{order_id}/events")[2]["version"] == 3
+        assert dynamodb.scan(TableName=events_table, Select="COUNT")["Count"] == 0
     finally:
         commands.use_service(None)
-        queries.use_service(None)
+        queries.use_models(None)

@@ -153,3 +153,44 @@ def test_bad_input_over_http_is_a_clear_4xx(server: tuple[str, dict[str, str]]) 
     assert problem["errors"][0]["field"] == "items[0].unit_price"
     status, _, _ = request(f"{api}/no/such/route", headers=alice)
     assert status == 404
+
+
+def test_queries_see_commands_within_about_a_second(server: tuple[str, dict[str, str]]) -> None:
+    api, env = server
+    carol = {"Authorization": f"Bearer {token(env, '--customer', 'carol')}"}
+    ops = {"Authorization": f"Bearer {token(env, '--operator')}"}
+    request(f"{api}/inventory/sku-tea/stock", "POST", {"quantity": 10}, ops)
+    tea = {**ORDER, "items": [{"product_id": "sku-tea", "quantity": 3, "unit_price": "4.00"}]}
+    _, _, placed = request(f"{api}/orders", "POST", tea, carol)
+    started = time.monotonic()
+
+    # The view catches up with the version the command returned, through a bounded wait
+    status, headers, view = request(
+        f"{api}/orders/{placed['order_id']}?min_version={placed['version']}", headers=carol
+    )
+    visible_after = time.monotonic() - started
+    assert status == 200 and view["version"] == 3 and headers["ETag"] == '"3"'
+    assert visible_after < 2.0, f"the view took {visible_after:.2f}s"
+    assert view["total_amount"] == "12.00" and view["status"] == "placed"
+
+    status, _, mine = request(f"{api}/customers/me/orders", headers=carol)
+    assert status == 200 and [o["order_id"] for o in mine["orders"]] == [placed["order_id"]]
+
+    day = view["placed_at"][:10]
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        status, _, stock = request(f"{api}/inventory/sku-tea", headers=ops)
+        if status == 200 and stock["reserved_quantity"] == 3:
+            break
+        time.sleep(0.1)
+    assert (stock["on_hand"], stock["reserved_quantity"], stock["available_quantity"]) == (10, 3, 7)
+    status, _, sales = request(f"{api}/analytics/sales/{day}", headers=ops)
+    assert status == 200 and sales["total_orders"] >= 1
+    assert any(p["product_id"] == "sku-tea" for p in sales["top_products"])
+
+
+def test_the_openapi_document_is_served(server: tuple[str, dict[str, str]]) -> None:
+    api, _ = server
+    status, _, document = request(f"{api}/openapi.json")
+    assert status == 200 and document["openapi"].startswith("3.")
+    assert "/orders/{order_id}/items" in document["paths"]

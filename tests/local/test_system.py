@@ -57,6 +57,7 @@ def test_local_system_serves_the_api_on_moto_and_restores_the_environment() -> N
         port=0,
         secret=SECRET,
         handlers={"command_api": _writing_handler, "query_api": _reading_handler},
+        projections=False,
         table_prefix="system-test",
     )
     token = issue_token("alice", operator=False, secret=SECRET)
@@ -87,7 +88,7 @@ def test_busy_port_fails_fast_without_starting_moto() -> None:
         other.listen()
         port = other.getsockname()[1]
         handlers = {"command_api": _writing_handler, "query_api": _reading_handler}
-        system = LocalSystem(port=port, secret=SECRET, handlers=handlers)
+        system = LocalSystem(port=port, secret=SECRET, handlers=handlers, projections=False)
 
         # When the system starts on it
         with pytest.raises(PortInUse) as raised:

@@ -30,6 +30,11 @@ ROUTES: tuple[Route, ...] = (
     Route("POST", "/inventory/{product_id}/stock", "command_api"),
     Route("PUT", "/inventory/{product_id}/reorder-level", "command_api"),
     Route("GET", "/orders/{order_id}/events", "query_api"),
+    Route("GET", "/orders/{order_id}", "query_api"),
+    Route("GET", "/customers/me/orders", "query_api"),
+    Route("GET", "/customers/{customer_id}/orders", "query_api"),
+    Route("GET", "/analytics/sales/{date}", "query_api"),
+    Route("GET", "/inventory/{product_id}", "query_api"),
 )
 
 # Headers browsers may send and read; the deployed API's CORS settings use the same lists.

@@ -8,8 +8,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from orders_core.command_service import CommandService
+from orders_core.projections.base import Projection
+from orders_core.projections.registry import registration
+from orders_core.readmodels.dynamodb import DynamoDBReadStore
 from orders_core.store.dynamodb import DynamoDBEventStore
-from orders_core.tables import EVENTS
+from orders_core.tables import EVENTS, TableSpec
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
@@ -38,3 +41,22 @@ def dynamodb_client() -> DynamoDBClient:
 def command_service(settings: Settings | None = None) -> CommandService:
     settings = settings or Settings.from_environ()
     return CommandService(DynamoDBEventStore(dynamodb_client(), settings.events_table))
+
+
+def table_name(spec: TableSpec, environ: Mapping[str, str] = os.environ) -> str:
+    try:
+        return environ[spec.env_var]
+    except KeyError:
+        raise RuntimeError(f"environment variable {spec.env_var} is not set") from None
+
+
+def read_store(spec: TableSpec, client: DynamoDBClient | None = None) -> DynamoDBReadStore:
+    return DynamoDBReadStore(client or dynamodb_client(), table_name(spec))
+
+
+def projection(name: str, generation: int = 1) -> Projection:
+    """The named projection on its DynamoDB table, reading gaps from the events table."""
+    client = dynamodb_client()
+    found = registration(name)
+    events = DynamoDBEventStore(client, table_name(EVENTS))
+    return found.build(read_store(found.table, client), events, generation)

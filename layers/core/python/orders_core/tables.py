@@ -9,12 +9,20 @@ KeyType = Literal["S", "N"]
 
 
 @dataclass(frozen=True)
+class IndexSpec:
+    name: str
+    partition_key: tuple[str, KeyType]
+    sort_key: tuple[str, KeyType]
+
+
+@dataclass(frozen=True)
 class TableSpec:
     # Stable identifier: CDK construct id, environment variable prefix, local table name.
     key: str
     partition_key: tuple[str, KeyType]
     sort_key: tuple[str, KeyType] | None = None
     stream: bool = False
+    indexes: tuple[IndexSpec, ...] = ()
 
     @property
     def env_var(self) -> str:
@@ -26,20 +34,49 @@ class TableSpec:
     def create_table_request(self, table_name: str) -> dict[str, Any]:
         """Arguments for boto3's create_table, as the stack would build the table."""
         keys = [self.partition_key] + ([self.sort_key] if self.sort_key else [])
+        attributes = dict(keys)
+        for index in self.indexes:
+            attributes.update([index.partition_key, index.sort_key])
         request: dict[str, Any] = {
             "TableName": table_name,
             "BillingMode": "PAY_PER_REQUEST",
-            "AttributeDefinitions": [{"AttributeName": n, "AttributeType": t} for n, t in keys],
-            "KeySchema": [
-                {"AttributeName": name, "KeyType": role}
-                for (name, _), role in zip(keys, ("HASH", "RANGE"), strict=False)
-            ],
+            "AttributeDefinitions": [{"AttributeName": n, "AttributeType": t} for n, t in attributes.items()],
+            "KeySchema": _key_schema(keys),
         }
+        if self.indexes:
+            request["GlobalSecondaryIndexes"] = [
+                {
+                    "IndexName": index.name,
+                    "KeySchema": _key_schema([index.partition_key, index.sort_key]),
+                    "Projection": {"ProjectionType": "ALL"},
+                }
+                for index in self.indexes
+            ]
         if self.stream:
             request["StreamSpecification"] = {"StreamEnabled": True, "StreamViewType": "NEW_IMAGE"}
         return request
 
 
+def _key_schema(keys: list[tuple[str, KeyType]]) -> list[dict[str, str]]:
+    return [
+        {"AttributeName": name, "KeyType": role}
+        for (name, _), role in zip(keys, ("HASH", "RANGE"), strict=False)
+    ]
+
+
 EVENTS = TableSpec(key="events", partition_key=("stream_id", "S"), sort_key=("version", "N"), stream=True)
 
-ALL_TABLES: tuple[TableSpec, ...] = (EVENTS,)
+
+# Read models share one key shape: pk = "<generation>#<entity>", sk = row kind. Generations let a
+# rebuild write a fresh copy beside the one readers use (blue/green).
+CUSTOMER_ORDERS = TableSpec(
+    key="customer_orders",
+    partition_key=("pk", "S"),
+    sort_key=("sk", "S"),
+    indexes=(IndexSpec("by_customer", ("gsi1pk", "S"), ("gsi1sk", "S")),),
+)
+SALES_ANALYTICS = TableSpec(key="sales_analytics", partition_key=("pk", "S"), sort_key=("sk", "S"))
+INVENTORY = TableSpec(key="inventory", partition_key=("pk", "S"), sort_key=("sk", "S"))
+
+READ_MODEL_TABLES: tuple[TableSpec, ...] = (CUSTOMER_ORDERS, SALES_ANALYTICS, INVENTORY)
+ALL_TABLES: tuple[TableSpec, ...] = (EVENTS, *READ_MODEL_TABLES)

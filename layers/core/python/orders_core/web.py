@@ -148,7 +148,9 @@ def command_context(
 
 
 def _field_of(location: Any) -> str:
-    parts = [str(part) for part in location if part != "body"]
+    parts = [str(part) for part in location]
+    if parts and parts[0] in ("body", "query", "path", "header"):
+        parts = parts[1:]
     field = ""
     for part in parts:
         field += f"[{part}]" if part.isdigit() else (f".{part}" if field else part)

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import base64
 import copy
-import json
 import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from orders_core.readmodels.port import Key, Number, Row, VersionConflict
+from orders_core.readmodels.port import Key, Number, Row, VersionConflict, decode_cursor, encode_cursor
 
 
 class InMemoryReadStore:
@@ -66,18 +64,12 @@ class InMemoryReadStore:
     ) -> tuple[list[Row], str | None]:
         with self._lock:
             rows = [copy.deepcopy(row) for row in self._rows.values() if row.get("gsi1pk") == index_pk]
-        rows.sort(key=lambda row: (str(row["gsi1sk"]), str(row["pk"])), reverse=True)
+        rows.sort(key=_index_position, reverse=True)
         if cursor is not None:
-            after = tuple(json.loads(base64.urlsafe_b64decode(cursor)))
-            rows = [row for row in rows if (str(row["gsi1sk"]), str(row["pk"])) < after]
+            after = decode_cursor(cursor)
+            rows = [row for row in rows if _index_position(row) < after]
         page = rows[:limit]
-        more = len(rows) > limit
-        next_cursor = (
-            base64.urlsafe_b64encode(json.dumps([page[-1]["gsi1sk"], page[-1]["pk"]]).encode()).decode()
-            if more and page
-            else None
-        )
-        return page, next_cursor
+        return page, encode_cursor(page[-1]) if len(rows) > limit else None
 
     def delete_partition_prefix(self, prefix: str) -> int:
         with self._lock:
@@ -85,3 +77,7 @@ class InMemoryReadStore:
             for key in doomed:
                 del self._rows[key]
         return len(doomed)
+
+
+def _index_position(row: Row) -> tuple[str, str, str]:
+    return (str(row["gsi1sk"]), str(row["pk"]), str(row["sk"]))

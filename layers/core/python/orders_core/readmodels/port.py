@@ -8,6 +8,8 @@ Rows live under a (pk, sk) key. Three write rules cover every projection:
 
 from __future__ import annotations
 
+import base64
+import json
 from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any, Protocol
@@ -24,6 +26,26 @@ class VersionConflict(Exception):
         super().__init__(f"row {key} is not at version {expected}")
         self.key = key
         self.expected = expected
+
+
+class InvalidCursor(ValueError):
+    """A pagination cursor this store did not hand out."""
+
+
+def encode_cursor(row: Row) -> str:
+    """An opaque cursor naming the last row of a page; it never carries the partition itself."""
+    position = [str(row["gsi1sk"]), str(row["pk"]), str(row["sk"])]
+    return base64.urlsafe_b64encode(json.dumps(position).encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[str, str, str]:
+    try:
+        position = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    except (ValueError, TypeError) as exc:
+        raise InvalidCursor("cursor is not one this API returned") from exc
+    if not (isinstance(position, list) and len(position) == 3 and all(isinstance(p, str) for p in position)):
+        raise InvalidCursor("cursor is not one this API returned")
+    return position[0], position[1], position[2]
 
 
 class ReadStore(Protocol):

@@ -48,6 +48,19 @@ class DynamoDBEventStore:
     def read_commits(self, stream_id: str, after_version: int = 0) -> list[Commit]:
         return self._query(stream_id, "version > :v", after_version, forward=True)
 
+    def read_commit(self, stream_id: str, first_version: int) -> Commit | None:
+        try:
+            reply = self._client.get_item(
+                TableName=self._table,
+                Key={"stream_id": {"S": stream_id}, "version": {"N": str(first_version)}},
+                ConsistentRead=True,
+            )
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "")
+            raise EventStoreError(f"could not read {stream_id!r}: {code}") from exc
+        item = reply.get("Item")
+        return item_to_commit(cast("Item", item)) if item else None
+
     def read_commits_covering(self, stream_id: str, from_version: int) -> list[Commit]:
         later = self._query(stream_id, "version >= :v", from_version, forward=True)
         if from_version <= 1 or (later and later[0].first_version == from_version):

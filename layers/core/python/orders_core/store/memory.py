@@ -40,6 +40,11 @@ class InMemoryEventStore:
             commits = list(self._streams.get(stream_id, ()))
         return [commit for commit in commits if commit.first_version > after_version]
 
+    def read_commit(self, stream_id: str, first_version: int) -> Commit | None:
+        with self._lock:
+            commits = list(self._streams.get(stream_id, ()))
+        return next((commit for commit in commits if commit.first_version == first_version), None)
+
     def read_commits_covering(self, stream_id: str, from_version: int) -> list[Commit]:
         with self._lock:
             commits = list(self._streams.get(stream_id, ()))

@@ -28,6 +28,10 @@ class EventStore(Protocol):
         """Commits whose first version is greater than `after_version`, in version order."""
         ...
 
+    def read_commit(self, stream_id: str, first_version: int) -> Commit | None:
+        """The commit that starts at `first_version`, if there is one."""
+        ...
+
     def read_commits_covering(self, stream_id: str, from_version: int) -> list[Commit]:
         """Commits holding versions >= `from_version`, including the one that holds
         `from_version` itself even when it starts earlier."""

@@ -1,0 +1,130 @@
+"""Inventory: one row per product, from stock received and every order's reservations."""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import Any
+
+from orders_core.domain.inventory import ReorderLevelSet, StockReceived
+from orders_core.domain.orders import InventoryReleased, InventoryReserved, OrderShipped
+from orders_core.envelope import Commit
+from orders_core.projections.base import ORDER_PREFIX, PRODUCT_PREFIX, Fact, facts, fail_all
+from orders_core.projections.contributions import SUMMARY, Contribution, apply_contributions, revision
+from orders_core.readmodels.port import ReadStore, Row
+from orders_core.store.port import EventStore
+
+NAME = "inventory"
+STOCK, REORDER = "stock", "reorder"
+
+
+def contributions(fact: Fact) -> dict[str, Contribution]:
+    """The pure projection of one event: what it adds to each product it names."""
+    event = fact.event
+    result: dict[str, Contribution] = defaultdict(Contribution)
+    if isinstance(event, InventoryReserved):
+        for item in event.items:
+            result[item.product_id].bump("reserved", item.quantity)
+    elif isinstance(event, InventoryReleased):
+        for item in event.items:
+            result[item.product_id].bump("reserved", -item.quantity)
+    elif isinstance(event, OrderShipped):
+        for item in event.items:
+            result[item.product_id].bump("reserved", -item.quantity)
+            result[item.product_id].bump("shipped", item.quantity)
+    elif isinstance(event, StockReceived):
+        result[event.product_id].bump("received", event.quantity)
+    return result
+
+
+def summarize(product_id: str, rows: Sequence[Row]) -> dict[str, Any]:
+    parts = [row for row in rows if row["sk"] not in (SUMMARY, REORDER)]
+    received = sum(int(row.get("received", 0)) for row in parts)
+    shipped = sum(int(row.get("shipped", 0)) for row in parts)
+    reserved = sum(int(row.get("reserved", 0)) for row in parts)
+    reorder_level = next((int(row["reorder_level"]) for row in rows if row["sk"] == REORDER), 0)
+    on_hand = received - shipped
+    available = on_hand - reserved
+    return {
+        "product_id": product_id,
+        "on_hand": on_hand,
+        "reserved_quantity": reserved,
+        "available_quantity": available,
+        "reorder_level": reorder_level,
+        "needs_reorder": available <= reorder_level,
+    }
+
+
+class Inventory:
+    name = NAME
+
+    def __init__(self, store: ReadStore, events: EventStore, generation: int = 1) -> None:
+        self._store = store
+        self._events = events
+        self._generation = generation
+
+    def _partition(self, product_id: str) -> str:
+        return f"{self._generation}#{product_id}"
+
+    def process(self, commits: Sequence[Commit]) -> dict[int, Exception]:
+        failures: dict[int, Exception] = {}
+        # (product, row kind) -> commit version -> contribution, and who contributed
+        parts: dict[tuple[str, str], dict[int, Contribution]] = defaultdict(dict)
+        members: dict[tuple[str, str], list[tuple[int, Commit]]] = defaultdict(list)
+        levels: dict[str, tuple[int, int, list[tuple[int, Commit]]]] = {}
+        for position, commit in enumerate(commits):
+            if commit.stream_id.startswith(ORDER_PREFIX):
+                row_kind = f"order#{commit.stream_id.removeprefix(ORDER_PREFIX)}"
+            elif commit.stream_id.startswith(PRODUCT_PREFIX):
+                row_kind = STOCK
+            else:
+                continue
+            for fact in facts(commit):
+                if isinstance(fact.event, ReorderLevelSet):
+                    product = fact.event.product_id
+                    best = levels.get(product)
+                    who = [*(best[2] if best else []), (position, commit)]
+                    if best is None or fact.envelope.version > best[0]:
+                        levels[product] = (fact.envelope.version, fact.event.reorder_level, who)
+                    else:
+                        levels[product] = (best[0], best[1], who)
+                for product, part in contributions(fact).items():
+                    slot = parts[(product, row_kind)].setdefault(commit.first_version, Contribution())
+                    slot.add(part)
+                    members[(product, row_kind)].append((position, commit))
+
+        touched: dict[str, list[tuple[int, Commit]]] = defaultdict(list)
+        for (product, row_kind), by_version in parts.items():
+            try:
+                apply_contributions(self._store, (self._partition(product), row_kind), by_version)
+                touched[product].extend(members[(product, row_kind)])
+            except Exception as error:
+                fail_all(failures, members[(product, row_kind)], error)
+        for product, (version, level, who) in levels.items():
+            try:
+                # The level is a value, not a sum: the newest version wins, replays lose.
+                self._store.put_if_newer(
+                    (self._partition(product), REORDER), {"reorder_level": level}, version=version
+                )
+                touched[product].extend(who)
+            except Exception as error:
+                fail_all(failures, who, error)
+        for product, who in touched.items():
+            try:
+                self.refresh(product)
+            except Exception as error:
+                fail_all(failures, who, error)
+        return failures
+
+    def refresh(self, product_id: str) -> None:
+        rows = self._store.query_partition(self._partition(product_id))
+        summary = summarize(product_id, rows)
+        self._store.put_if_newer(
+            (self._partition(product_id), SUMMARY), {"doc": json.dumps(summary)}, version=revision(rows)
+        )
+
+    def get(self, product_id: str) -> dict[str, Any] | None:
+        key = (self._partition(product_id), SUMMARY)
+        row = self._store.get_many([key]).get(key)
+        return {**json.loads(row["doc"]), "revision": int(row["version"])} if row else None

@@ -1,0 +1,37 @@
+"""Every projection by the name operators use, with the table it owns."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from orders_core.projections import customer_orders, inventory, sales
+from orders_core.projections.base import Projection
+from orders_core.readmodels.port import ReadStore
+from orders_core.store.port import EventStore
+from orders_core.tables import CUSTOMER_ORDERS, INVENTORY, SALES_ANALYTICS, TableSpec
+
+
+@dataclass(frozen=True)
+class Registration:
+    name: str
+    table: TableSpec
+    build: Callable[[ReadStore, EventStore, int], Projection]
+
+
+REGISTRY: dict[str, Registration] = {
+    registration.name: registration
+    for registration in (
+        Registration(customer_orders.NAME, CUSTOMER_ORDERS, customer_orders.CustomerOrders),
+        Registration(sales.NAME, SALES_ANALYTICS, sales.SalesAnalytics),
+        Registration(inventory.NAME, INVENTORY, inventory.Inventory),
+    )
+}
+NAMES: tuple[str, ...] = tuple(REGISTRY)
+
+
+def registration(name: str) -> Registration:
+    try:
+        return REGISTRY[name]
+    except KeyError:
+        raise KeyError(f"unknown projection {name!r}; known: {', '.join(NAMES)}") from None

@@ -1,0 +1,152 @@
+"""Daily sales analytics: one row per UTC day of placement, from per-order contributions."""
+
+from __future__ import annotations
+
+import json
+from collections import OrderedDict
+from collections.abc import Sequence
+from decimal import Decimal
+from typing import Any
+
+from orders_core.domain.orders import ItemAdded, OrderCancelled, OrderPlaced
+from orders_core.envelope import Commit
+from orders_core.projections.base import ORDER_PREFIX, Fact, facts, fail_all, group_by
+from orders_core.projections.contributions import (
+    SUMMARY,
+    Contribution,
+    apply_contributions,
+    counter_groups,
+    revision,
+)
+from orders_core.readmodels.port import ReadStore, Row
+from orders_core.store.port import EventStore
+
+NAME = "sales_analytics"
+TOP_PRODUCTS = 10
+CENT = Decimal("0.01")
+_QTY, _REV = "qty:", "rev:"
+
+
+def contribution(fact: Fact) -> Contribution | None:
+    """The pure projection of one event onto its order's share of the day."""
+    event = fact.event
+    result = Contribution()
+    if isinstance(event, OrderPlaced):
+        result.fields["placed"] = True
+        result.fields["order_id"] = event.order_id
+        for line in event.items:
+            result.bump("total", line.unit_price * line.quantity)
+            result.bump(_QTY + line.product_id, line.quantity)
+            result.bump(_REV + line.product_id, line.unit_price * line.quantity)
+        return result
+    if isinstance(event, ItemAdded):
+        result.bump("total", event.unit_price * event.quantity)
+        result.bump(_QTY + event.product_id, event.quantity)
+        result.bump(_REV + event.product_id, event.unit_price * event.quantity)
+        return result
+    if isinstance(event, OrderCancelled):
+        result.fields["cancelled"] = True
+        return result
+    return None
+
+
+def commit_contribution(commit: Commit) -> Contribution | None:
+    total: Contribution | None = None
+    for fact in facts(commit):
+        part = contribution(fact)
+        if part is not None:
+            total = total or Contribution()
+            total.add(part)
+    return total
+
+
+def summarize(day: str, rows: Sequence[Row]) -> dict[str, Any]:
+    """The day's figures from its orders' contribution rows."""
+    counted = [row for row in rows if row["sk"] != SUMMARY and row.get("placed") and not row.get("cancelled")]
+    revenue = sum((Decimal(row.get("total", 0)) for row in counted), Decimal("0"))
+    quantities: dict[str, Decimal] = {}
+    revenues: dict[str, Decimal] = {}
+    for row in counted:
+        for product, amount in counter_groups(row, _QTY).items():
+            quantities[product] = quantities.get(product, Decimal(0)) + amount
+        for product, amount in counter_groups(row, _REV).items():
+            revenues[product] = revenues.get(product, Decimal(0)) + amount
+    top = sorted(revenues, key=lambda product: (-revenues[product], product))[:TOP_PRODUCTS]
+    orders = len(counted)
+    return {
+        "date": day,
+        "total_orders": orders,
+        "total_revenue": str(revenue.quantize(CENT)),
+        "average_order_value": str((revenue / orders).quantize(CENT) if orders else Decimal("0.00")),
+        "top_products": [
+            {
+                "product_id": p,
+                "quantity": int(quantities.get(p, 0)),
+                "revenue": str(revenues[p].quantize(CENT)),
+            }
+            for p in top
+        ],
+    }
+
+
+class SalesAnalytics:
+    name = NAME
+
+    def __init__(
+        self, store: ReadStore, events: EventStore, generation: int = 1, day_cache_size: int = 10_000
+    ) -> None:
+        self._store = store
+        self._events = events
+        self._generation = generation
+        # An order's day never changes: remember it instead of reading its first commit again.
+        self._days: OrderedDict[str, str] = OrderedDict()
+        self._day_cache_size = day_cache_size
+
+    def _partition(self, day: str) -> str:
+        return f"{self._generation}#{day}"
+
+    def _day_of(self, stream_id: str, batch: Sequence[Commit]) -> str:
+        for commit in batch:
+            if commit.first_version == 1:
+                return commit.metadata.recorded_at[:10]
+        if stream_id not in self._days:
+            first = self._events.read_commit(stream_id, 1)
+            if first is None:
+                raise LookupError(f"{stream_id} has no first commit")
+            self._days[stream_id] = first.metadata.recorded_at[:10]
+            while len(self._days) > self._day_cache_size:
+                self._days.popitem(last=False)
+        return self._days[stream_id]
+
+    def process(self, commits: Sequence[Commit]) -> dict[int, Exception]:
+        failures: dict[int, Exception] = {}
+        touched: dict[str, list[tuple[int, Commit]]] = {}
+        groups = group_by(commits, lambda c: c.stream_id if c.stream_id.startswith(ORDER_PREFIX) else None)
+        for stream_id, members in groups.items():
+            by_version = {c.first_version: part for _, c in members if (part := commit_contribution(c))}
+            if not by_version:
+                continue
+            try:
+                day = self._day_of(stream_id, [c for _, c in members])
+                key = (self._partition(day), f"order#{stream_id.removeprefix(ORDER_PREFIX)}")
+                apply_contributions(self._store, key, by_version)
+                touched.setdefault(day, []).extend(members)
+            except Exception as error:
+                fail_all(failures, members, error)
+        for day, members in touched.items():
+            try:
+                self.refresh(day)
+            except Exception as error:
+                fail_all(failures, members, error)
+        return failures
+
+    def refresh(self, day: str) -> None:
+        rows = self._store.query_partition(self._partition(day))
+        self._store.put_if_newer(
+            (self._partition(day), SUMMARY), {"doc": json.dumps(summarize(day, rows))}, version=revision(rows)
+        )
+
+    def get(self, day: str) -> dict[str, Any] | None:
+        key = (self._partition(day), SUMMARY)
+        row = self._store.get_many([key]).get(key)
+        return {**json.loads(row["doc"]), "revision": int(row["version"])} if row else None

@@ -1,0 +1,192 @@
+"""DynamoDB read store: conditional writes that make redelivered stream records harmless."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from botocore.exceptions import ClientError
+
+from orders_core.readmodels.port import Key, Number, Row, VersionConflict, decode_cursor, encode_cursor
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb.client import DynamoDBClient
+
+INDEX_NAME = "by_customer"
+_BATCH_GET_LIMIT = 100
+_serializer = TypeSerializer()
+_deserializer = TypeDeserializer()
+
+
+def _to_item(row: Mapping[str, Any]) -> dict[str, Any]:
+    return {name: _serializer.serialize(value) for name, value in row.items()}
+
+
+def _to_row(item: Mapping[str, Any]) -> Row:
+    return {name: _deserializer.deserialize(value) for name, value in item.items()}
+
+
+def _failed_condition(exc: ClientError) -> bool:
+    return exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
+
+
+class DynamoDBReadStore:
+    def __init__(self, client: DynamoDBClient, table_name: str) -> None:
+        self._client = client
+        self._table = table_name
+
+    def get_many(self, keys: Sequence[Key]) -> dict[Key, Row]:
+        rows: dict[Key, Row] = {}
+        unique = list(dict.fromkeys(keys))
+        for start in range(0, len(unique), _BATCH_GET_LIMIT):
+            pending: dict[str, Any] = {
+                self._table: {
+                    "Keys": [
+                        {"pk": {"S": pk}, "sk": {"S": sk}}
+                        for pk, sk in unique[start : start + _BATCH_GET_LIMIT]
+                    ],
+                    "ConsistentRead": True,
+                }
+            }
+            while pending:
+                reply = self._client.batch_get_item(RequestItems=pending)
+                for item in reply.get("Responses", {}).get(self._table, []):
+                    row = _to_row(item)
+                    rows[(row["pk"], row["sk"])] = row
+                pending = dict(reply.get("UnprocessedKeys") or {})
+        return rows
+
+    def put_next_version(self, key: Key, row: Row, *, version: int, expected: int | None) -> None:
+        request: dict[str, Any] = {
+            "TableName": self._table,
+            "Item": _to_item({**row, "pk": key[0], "sk": key[1], "version": version}),
+            "ConditionExpression": "attribute_not_exists(pk)",
+        }
+        if expected is not None:
+            request["ConditionExpression"] = "version = :expected"
+            request["ExpressionAttributeValues"] = {":expected": {"N": str(expected)}}
+        try:
+            self._client.put_item(**request)
+        except ClientError as exc:
+            if _failed_condition(exc):
+                raise VersionConflict(key, expected) from exc
+            raise
+
+    def put_if_newer(self, key: Key, row: Row, *, version: int) -> bool:
+        item = _to_item({**row, "pk": key[0], "sk": key[1], "version": version})
+        try:
+            self._client.put_item(
+                TableName=self._table,
+                Item=item,
+                ConditionExpression="attribute_not_exists(pk) OR version < :version",
+                ExpressionAttributeValues={":version": {"N": str(version)}},
+            )
+        except ClientError as exc:
+            if _failed_condition(exc):
+                return False
+            raise
+        return True
+
+    def add_contribution(
+        self,
+        key: Key,
+        *,
+        sources: Sequence[str],
+        counters: Mapping[str, Number],
+        fields: Mapping[str, Any],
+    ) -> bool:
+        names: dict[str, str] = {"#applied": "applied"}
+        values: dict[str, Any] = {":sources": {"SS": list(sources)}}
+        adds = ["#applied :sources"]
+        for index, (name, amount) in enumerate(counters.items()):
+            names[f"#c{index}"] = name
+            values[f":c{index}"] = _serializer.serialize(amount)
+            adds.append(f"#c{index} :c{index}")
+        sets = []
+        for index, (name, value) in enumerate(fields.items()):
+            names[f"#f{index}"] = name
+            values[f":f{index}"] = _serializer.serialize(value)
+            sets.append(f"#f{index} = :f{index}")
+        guards = []
+        for index, source in enumerate(sources):
+            values[f":s{index}"] = {"S": source}
+            guards.append(f"NOT contains(#applied, :s{index})")
+        expression = "ADD " + ", ".join(adds) + (" SET " + ", ".join(sets) if sets else "")
+        try:
+            self._client.update_item(
+                TableName=self._table,
+                Key={"pk": {"S": key[0]}, "sk": {"S": key[1]}},
+                UpdateExpression=expression,
+                ConditionExpression=" AND ".join(guards),
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
+            )
+        except ClientError as exc:
+            if _failed_condition(exc):
+                return False
+            raise
+        return True
+
+    def query_partition(self, pk: str) -> list[Row]:
+        request: dict[str, Any] = {
+            "TableName": self._table,
+            "KeyConditionExpression": "pk = :pk",
+            "ExpressionAttributeValues": {":pk": {"S": pk}},
+            "ConsistentRead": True,
+        }
+        rows: list[Row] = []
+        while True:
+            page = self._client.query(**request)
+            rows.extend(_to_row(item) for item in page.get("Items", []))
+            if "LastEvaluatedKey" not in page:
+                return rows
+            request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def query_index(
+        self, index_pk: str, *, limit: int, cursor: str | None = None
+    ) -> tuple[list[Row], str | None]:
+        request: dict[str, Any] = {
+            "TableName": self._table,
+            "IndexName": INDEX_NAME,
+            "KeyConditionExpression": "gsi1pk = :pk",
+            "ExpressionAttributeValues": {":pk": {"S": index_pk}},
+            "ScanIndexForward": False,
+            "Limit": limit,
+        }
+        if cursor:
+            gsi1sk, pk, sk = decode_cursor(cursor)
+            # The partition comes from the caller's own query, never from the cursor.
+            request["ExclusiveStartKey"] = {
+                "gsi1pk": {"S": index_pk},
+                "gsi1sk": {"S": gsi1sk},
+                "pk": {"S": pk},
+                "sk": {"S": sk},
+            }
+        page = self._client.query(**request)
+        rows = [_to_row(item) for item in page.get("Items", [])]
+        return rows, encode_cursor(rows[-1]) if page.get("LastEvaluatedKey") and rows else None
+
+    def delete_partition_prefix(self, prefix: str) -> int:
+        deleted = 0
+        request: dict[str, Any] = {
+            "TableName": self._table,
+            "FilterExpression": "begins_with(pk, :prefix)",
+            "ExpressionAttributeValues": {":prefix": {"S": prefix}},
+            "ProjectionExpression": "pk, sk",
+        }
+        while True:
+            page = self._client.scan(**request)
+            keys = [{"pk": item["pk"], "sk": item["sk"]} for item in page.get("Items", [])]
+            for start in range(0, len(keys), 25):
+                pending: dict[str, Any] = {
+                    self._table: [{"DeleteRequest": {"Key": key}} for key in keys[start : start + 25]]
+                }
+                while pending:
+                    pending = dict(
+                        self._client.batch_write_item(RequestItems=pending).get("UnprocessedItems") or {}
+                    )
+            deleted += len(keys)
+            if "LastEvaluatedKey" not in page:
+                return deleted
+            request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
