@@ -19,8 +19,8 @@ from werkzeug.serving import BaseWSGIServer, get_sockaddr, make_server, select_a
 from orders_core.api_routes import ROUTES
 from orders_core.tables import ALL_TABLES, EVENTS
 from orders_local.gateway import LambdaHandler, LocalGateway
-from orders_local.openapi import build_openapi
 from orders_local.moto_server import install_dynamodb_write_lock, start_moto
+from orders_local.openapi import build_openapi
 from orders_local.projection_workers import ProjectionWorkers
 from orders_local.tokens import load_or_create_secret
 
