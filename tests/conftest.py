@@ -39,3 +39,12 @@ def events_table(dynamodb: Any) -> str:
     name = f"events-{uuid.uuid4().hex[:8]}"
     dynamodb.create_table(**EVENTS.create_table_request(name))
     return name
+
+
+@pytest.fixture
+def snapshots_table(dynamodb: Any) -> str:
+    from orders_core.tables import SNAPSHOTS
+
+    name = f"snapshots-{uuid.uuid4().hex[:8]}"
+    dynamodb.create_table(**SNAPSHOTS.create_table_request(name))
+    return name

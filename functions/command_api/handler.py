@@ -18,12 +18,13 @@ from command_api.models import (
     ShipOrderBody,
     StockBody,
 )
-from orders_core import bootstrap, web
+from orders_core import bootstrap, telemetry, web
 from orders_core.command_service import CommandResult, CommandService
 from orders_core.domain import inventory, orders
 from orders_core.domain.errors import NotFound
 
-logger = Logger(service="orders-commands")
+SERVICE = "orders-commands"
+logger = Logger(service=SERVICE)
 app = APIGatewayHttpResolver(enable_validation=True)
 web.install_problem_handlers(app)
 
@@ -37,7 +38,8 @@ _service: CommandService | None = None
 def service() -> CommandService:
     global _service
     if _service is None:
-        _service = bootstrap.command_service()
+        # The service logs through this function's logger: its lines carry the correlation id too.
+        _service = bootstrap.command_service(log=logger)
     return _service
 
 
@@ -146,6 +148,34 @@ def set_reorder_level(
     return _accepted(result, "product_id", product_id)
 
 
+# The command each route carries, as the metrics' `command` dimension.
+_COMMAND_OF_ROUTE = {
+    "POST /orders": "PlaceOrder",
+    "POST /orders/{order_id}/items": "AddItem",
+    "POST /orders/{order_id}/cancel": "CancelOrder",
+    "POST /orders/{order_id}/ship": "ShipOrder",
+    "POST /inventory/{product_id}/stock": "ReceiveStock",
+    "PUT /inventory/{product_id}/reorder-level": "SetReorderLevel",
+}
+
+
+def _outcome(status: int) -> str:
+    if status < 400:
+        return "CommandAccepted"  # retries answered from the first run included
+    return "CommandRejected" if status < 500 else "CommandFailed"
+
+
 @logger.inject_lambda_context(clear_state=True)
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    return web.handle(app, event, context)
+    command = _COMMAND_OF_ROUTE.get(str(event.get("routeKey", "")), "Unknown")
+    with telemetry.invocation_metrics(SERVICE, command=command) as metrics:
+        try:
+            response = web.handle(app, event, context, logger=logger)
+        except Exception:
+            metrics.count("CommandFailed")
+            raise
+        finally:
+            metrics.metadata("correlation_id", logger.get_correlation_id())
+        metrics.count(_outcome(int(response["statusCode"])))
+        metrics.metadata("status", response["statusCode"])
+    return response

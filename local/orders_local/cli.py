@@ -13,6 +13,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from types import FrameType
 
+from orders_local import operator_cli
 from orders_local.system import DEFAULT_CORS_ORIGINS, CannotListen, LocalSystem, PortInUse
 from orders_local.tokens import issue_token, load_or_create_secret
 
@@ -30,6 +31,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.error("the subject must not be empty")
     if args.command == "serve":
         return _serve(args)
+    if args.command in ("rebuild", "rebuilds", "projections"):
+        return operator_cli.run(args)
     return _token(args)
 
 
@@ -158,7 +161,10 @@ def _port(text: str) -> int:
 def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="orders",
-        description="Run the order service locally (moto and a local API Gateway); mint tokens for it.",
+        description=(
+            "Run the order service locally (moto and a local API Gateway), mint tokens for it, and operate "
+            "its read models (rebuilds)."
+        ),
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -206,6 +212,7 @@ def _build_parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="lifetime of the token in seconds (default: %(default)s)",
     )
+    operator_cli.add_commands(commands)
     return parser
 
 

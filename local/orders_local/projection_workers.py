@@ -61,7 +61,7 @@ class ProjectionWorkers:
                 f"projection-{name}",
                 streams_client=streams,
                 stream_arn=stream_arn,
-                handler=handler_for(bootstrap.projection(name)),
+                handler=handler_for(bootstrap.live_projection(name)),
                 checkpoints=checkpoints,
                 on_failure=sqs_on_failure(sqs, self.failure_queue_url),
                 settings=self._settings,

@@ -22,6 +22,7 @@ from orders_local.gateway import LambdaHandler, LocalGateway
 from orders_local.moto_server import install_dynamodb_write_lock, start_moto
 from orders_local.openapi import build_openapi
 from orders_local.projection_workers import ProjectionWorkers
+from orders_local.rebuild_runner import create_state_machine
 from orders_local.tokens import load_or_create_secret
 
 if TYPE_CHECKING:
@@ -115,6 +116,8 @@ class LocalSystem:
             )
             self._thread.start()
             if self._run_projections:
+                if self._moto is not None:  # the workflow's worker can only run inside our own moto
+                    self._prepare_rebuilds()
                 self.workers = ProjectionWorkers(
                     endpoint_url=self.endpoint_url,
                     events_table=self.table_names[EVENTS.key],
@@ -227,6 +230,9 @@ class LocalSystem:
         if not os.environ.get("AWS_REGION"):
             self._set_env("AWS_REGION", region)  # Lambda sets it; Powertools and handlers may read it
         self._set_env("AWS_ACCOUNT_ID_ENDPOINT_MODE", "disabled")
+        if "POWERTOOLS_METRICS_DISABLED" not in os.environ:
+            # The functions print their metrics to stdout as EMF JSON; locally nothing collects them.
+            self._set_env("POWERTOOLS_METRICS_DISABLED", "true")
 
     def _create_tables(self) -> None:
         client: Any = boto3.client("dynamodb", endpoint_url=self.endpoint_url)
@@ -242,6 +248,27 @@ class LocalSystem:
             )
             self.table_names[spec.key] = name
             self._set_env(spec.env_var, name)
+
+    def _prepare_rebuilds(self) -> None:
+        """The rebuild workflow on moto's Step Functions, its export bucket, its worker in-process."""
+        from rebuild_worker.handler import lambda_handler as rebuild_worker
+
+        region = os.environ["AWS_DEFAULT_REGION"]
+        bucket = f"{self.table_prefix}-rebuild-exports"
+        self._set_env("REBUILD_BUCKET", bucket)
+        self._set_env("REBUILD_EXPORT_POLL_SECONDS", os.environ.get("REBUILD_EXPORT_POLL_SECONDS", "1"))
+        self._set_env("REBUILD_RETIRE_DELAY_SECONDS", os.environ.get("REBUILD_RETIRE_DELAY_SECONDS", "2"))
+        arn = create_state_machine(
+            stepfunctions=boto3.client("stepfunctions", endpoint_url=self.endpoint_url),
+            dynamodb=boto3.client("dynamodb", endpoint_url=self.endpoint_url),
+            s3=boto3.client("s3", endpoint_url=self.endpoint_url),
+            events_table=self.table_names[EVENTS.key],
+            bucket=bucket,
+            region=region,
+            worker=rebuild_worker,
+            name=f"{self.table_prefix}-rebuild",
+        )
+        self._set_env("REBUILD_STATE_MACHINE_ARN", arn)
 
     def _load_handlers(self) -> dict[str, LambdaHandler]:
         handlers = dict(self._handler_overrides)

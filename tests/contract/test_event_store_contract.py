@@ -167,3 +167,42 @@ def test_one_commit_is_read_by_its_first_version(store: EventStore) -> None:
     assert first is not None and [e.type for e in first.events] == ["A", "B"]
     assert store.read_commit("order-1", 2) is None  # inside a commit, not its start
     assert store.read_commit("order-2", 1) is None
+
+
+def test_reads_can_stop_at_a_version_or_at_an_instant(store: EventStore) -> None:
+    # Given commits at versions 1-3, 4-5 and 6, recorded at :01, :02 and :02 again (times never go back)
+    store.append("order-1", 0, events("A", "B", "C"), meta("c1", "2026-11-26T10:00:01.000000Z"))
+    store.append("order-1", 3, events("D", "E"), meta("c2", "2026-11-26T10:00:02.000000Z"))
+    store.append("order-1", 5, events("F"), meta("c3", "2026-11-26T10:00:02.000000Z"))
+
+    def firsts(**bounds: Any) -> list[int]:
+        return [c.first_version for c in store.read_commits("order-1", **bounds)]
+
+    # Commits that start at or before the bound; the last one may run past it
+    assert firsts(up_to_version=4) == [1, 4]
+    assert firsts(up_to_version=5) == [1, 4]
+    assert firsts(after_version=3, up_to_version=6) == [4, 6]
+    assert firsts(after_version=3, up_to_version=3) == []
+    # Commits recorded at or before the instant
+    assert firsts(recorded_until="2026-11-26T10:00:01.999999Z") == [1]
+    assert firsts(recorded_until="2026-11-26T10:00:02.000000Z") == [1, 4, 6]
+    assert firsts(after_version=1, recorded_until="2026-11-26T10:00:00.000000Z") == []
+    assert firsts(after_version=3, up_to_version=5, recorded_until="2026-11-26T10:00:09.000000Z") == [4]
+
+
+def test_a_read_bounded_by_an_instant_stops_paging_at_the_first_later_commit(store: EventStore) -> None:
+    # Given more than a page (1 MB) of commits, one per second
+    for index in range(5):
+        at = f"2026-11-26T10:00:0{index}.000000Z"
+        store.append(
+            "order-1", index, [NewEvent(type="Big", data={"text": "y" * 300_000})], meta(f"c{index}", at)
+        )
+
+    # Then a bound early in the stream returns only what precedes it, a late one everything
+    assert [
+        c.first_version for c in store.read_commits("order-1", recorded_until="2026-11-26T10:00:01.000000Z")
+    ] == [
+        1,
+        2,
+    ]
+    assert len(store.read_commits("order-1", recorded_until="2026-11-26T10:00:09.000000Z")) == 5

@@ -11,12 +11,11 @@ import pytest
 
 from command_api import handler as commands
 from orders_core.command_service import CommandService
-from orders_core.projections.customer_orders import CustomerOrders
-from orders_core.projections.inventory import Inventory
-from orders_core.projections.sales import SalesAnalytics
+from orders_core.projections.registry import registration
 from orders_core.readmodels.memory import InMemoryReadStore
+from orders_core.rebuild.control import ControlStore
 from orders_core.store.memory import InMemoryEventStore
-from orders_core.tables import READ_MODEL_TABLES
+from orders_core.tables import PROJECTIONS_CONTROL, READ_MODEL_TABLES
 from query_api import handler as queries
 from tests.support.apigw import FakeLambdaContext, http_event
 
@@ -29,7 +28,7 @@ ORDER = {"items": [ITEM], "shipping_address": ADDRESS}
 def table(dynamodb: Any, events_table: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     # The handlers build their service from the environment, as in Lambda.
     monkeypatch.setenv("EVENTS_TABLE", events_table)
-    for spec in READ_MODEL_TABLES:
+    for spec in (*READ_MODEL_TABLES, PROJECTIONS_CONTROL):
         monkeypatch.setenv(spec.env_var, f"unused-{spec.key}")  # these tests never read the views
     commands.use_service(None)
     queries.use_models(None)
@@ -233,9 +232,8 @@ def test_handlers_can_share_an_injected_store(dynamodb: Any, events_table: str) 
     queries.use_models(
         queries.ReadModels(
             CommandService(events),
-            CustomerOrders(reads, events),
-            SalesAnalytics(reads, events),
-            Inventory(reads, events),
+            ControlStore(InMemoryReadStore()),
+            lambda name, generation: registration(name).build(reads, events, generation),
         )
     )
     try:

@@ -49,7 +49,7 @@ def query_api() -> RecordingHandler:
 @pytest.fixture
 def client(command_api: RecordingHandler, query_api: RecordingHandler) -> Client:
     gateway = LocalGateway(
-        {"command_api": command_api, "query_api": query_api},
+        {"command_api": command_api, "query_api": query_api, "admin_api": RecordingHandler()},
         secret=SECRET,
         cors_origins=[ALLOWED_ORIGIN],
         max_body_bytes=1024,
@@ -373,7 +373,9 @@ def test_wildcard_configuration_allows_any_origin(command_api: RecordingHandler)
     # Given a gateway configured with "*"
     client = Client(
         LocalGateway(
-            {"command_api": command_api, "query_api": RecordingHandler()}, secret=SECRET, cors_origins=["*"]
+            {"command_api": command_api, "query_api": RecordingHandler(), "admin_api": RecordingHandler()},
+            secret=SECRET,
+            cors_origins=["*"],
         )
     )
 

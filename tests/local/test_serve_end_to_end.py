@@ -194,3 +194,50 @@ def test_the_openapi_document_is_served(server: tuple[str, dict[str, str]]) -> N
     status, _, document = request(f"{api}/openapi.json")
     assert status == 200 and document["openapi"].startswith("3.")
     assert "/orders/{order_id}/items" in document["paths"]
+
+
+def test_an_operator_rebuilds_a_projection_from_the_command_line(server: tuple[str, dict[str, str]]) -> None:
+    api, env = server
+    dave = {"Authorization": f"Bearer {token(env, '--customer', 'dave')}"}
+    _, _, placed = request(f"{api}/orders", "POST", ORDER, dave)
+
+    # When an operator rebuilds the mobile summary, watching its progress
+    rebuild = subprocess.run(
+        [ORDERS, "rebuild", "customer_summary", "--api", api, "--timeout", "120"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+
+    # Then it ends well, showing its phases, and readers use the new generation
+    assert rebuild.returncode == 0, rebuild.stdout + rebuild.stderr
+    assert "Succeeded: generation 2 is active" in rebuild.stdout
+    phases = {line.split()[0] for line in rebuild.stdout.splitlines() if " step " in line}
+    assert len(phases) >= 2 and "done" in phases and "100%" in rebuild.stdout
+    listing = subprocess.run(
+        [ORDERS, "projections", "--api", api], env=env, capture_output=True, text=True, check=True
+    )
+    assert any(line.split()[:2] == ["customer_summary", "2"] for line in listing.stdout.splitlines())
+    runs = subprocess.run(
+        [ORDERS, "rebuilds", "--api", api], env=env, capture_output=True, text=True, check=True
+    )
+    assert "SUCCEEDED" in runs.stdout
+    status, _, summary = request(f"{api}/customers/me/summary", headers=dave)
+    assert (
+        status == 200
+        and summary["open_orders"] == [placed["order_id"]]
+        and summary["lifetime_spend"] == "25.00"
+    )
+
+
+def test_operator_commands_explain_what_went_wrong(server: tuple[str, dict[str, str]]) -> None:
+    api, env = server
+    unknown = subprocess.run(
+        [ORDERS, "rebuild", "nope", "--api", api], env=env, capture_output=True, text=True
+    )
+    assert unknown.returncode == 1 and "unknown projection" in unknown.stderr
+    down = subprocess.run(
+        [ORDERS, "projections", "--api", "http://127.0.0.1:9"], env=env, capture_output=True, text=True
+    )
+    assert down.returncode == 1 and "orders serve" in down.stderr

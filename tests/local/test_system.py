@@ -56,7 +56,11 @@ def test_local_system_serves_the_api_on_moto_and_restores_the_environment() -> N
     system = LocalSystem(
         port=0,
         secret=SECRET,
-        handlers={"command_api": _writing_handler, "query_api": _reading_handler},
+        handlers={
+            "command_api": _writing_handler,
+            "query_api": _reading_handler,
+            "admin_api": _reading_handler,
+        },
         projections=False,
         table_prefix="system-test",
     )
@@ -87,7 +91,11 @@ def test_busy_port_fails_fast_without_starting_moto() -> None:
         other.bind(("127.0.0.1", 0))
         other.listen()
         port = other.getsockname()[1]
-        handlers = {"command_api": _writing_handler, "query_api": _reading_handler}
+        handlers = {
+            "command_api": _writing_handler,
+            "query_api": _reading_handler,
+            "admin_api": _reading_handler,
+        }
         system = LocalSystem(port=port, secret=SECRET, handlers=handlers, projections=False)
 
         # When the system starts on it

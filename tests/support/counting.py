@@ -20,3 +20,8 @@ class RequestCounter:
 
     def reset(self) -> None:
         self.calls.clear()
+
+
+def scan_all(client: Any, **request: Any) -> list[dict[str, Any]]:
+    """Every item a Scan returns, across pages (a page stops at 1 MB read, before any filter)."""
+    return [item for page in client.get_paginator("scan").paginate(**request) for item in page["Items"]]

@@ -119,3 +119,28 @@ def inventory(events: list[EventEnvelope]) -> dict[str, dict[str, Any]]:
             "needs_reorder": available <= levels.get(p, 0),
         }
     return result
+
+
+def customer_summaries(events: list[EventEnvelope]) -> dict[str, dict[str, Any]]:
+    by_customer: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for view in order_views(events).values():
+        by_customer[view["customer_id"]].append(view)
+    result = {}
+    for customer, views in by_customer.items():
+        newest = sorted(views, key=lambda v: (v["placed_at"], v["order_id"]), reverse=True)
+        open_orders = [v["order_id"] for v in newest if v["status"] == "placed"]
+        spend = sum((Decimal(v["total_amount"]) for v in views if v["status"] != "cancelled"), Decimal("0"))
+        result[customer] = {
+            "customer_id": customer,
+            "order_count": len(views),
+            "open_order_count": len(open_orders),
+            "open_orders": open_orders[:10],
+            "last_order": {
+                "order_id": newest[0]["order_id"],
+                "placed_at": newest[0]["placed_at"],
+                "status": newest[0]["status"],
+                "total_amount": newest[0]["total_amount"],
+            },
+            "lifetime_spend": str(spend.quantize(CENT)),
+        }
+    return result

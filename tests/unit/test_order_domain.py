@@ -110,7 +110,14 @@ def test_an_order_cannot_be_placed_twice() -> None:
 
 def test_the_owner_adds_an_item_which_is_reserved() -> None:
     given(ORDER, PLACED).when(AddItem(ORDER_ID, "alice", line("sku-9", 4, "2.25"))).then(
-        ItemAdded(order_id=ORDER_ID, product_id="sku-9", quantity=4, unit_price=Decimal("2.25")),
+        ItemAdded(
+            order_id=ORDER_ID,
+            product_id="sku-9",
+            quantity=4,
+            unit_price=Decimal("2.25"),
+            line_total=Decimal("9.00"),
+            currency="EUR",
+        ),
         InventoryReserved(order_id=ORDER_ID, items=(ProductQuantity(product_id="sku-9", quantity=4),)),
     )
 
@@ -129,7 +136,14 @@ def test_an_ended_order_cannot_change(ended: OrderCancelled | OrderShipped) -> N
 
 
 def test_cancelling_releases_everything_reserved_including_added_items() -> None:
-    added = ItemAdded(order_id=ORDER_ID, product_id="sku-2", quantity=5, unit_price=Decimal("1.00"))
+    added = ItemAdded(
+        order_id=ORDER_ID,
+        product_id="sku-2",
+        quantity=5,
+        unit_price=Decimal("1.00"),
+        line_total=Decimal("5.00"),
+        currency="EUR",
+    )
     given(ORDER, PLACED, added).when(CancelOrder(ORDER_ID, "alice", False, "changed my mind")).then(
         CANCELLED,
         InventoryReleased(
@@ -176,7 +190,14 @@ def test_only_a_placed_order_ships_carrying_its_quantities() -> None:
 
 
 def test_evolve_tracks_status_lines_and_total() -> None:
-    added = ItemAdded(order_id=ORDER_ID, product_id="sku-2", quantity=2, unit_price=Decimal("0.25"))
+    added = ItemAdded(
+        order_id=ORDER_ID,
+        product_id="sku-2",
+        quantity=2,
+        unit_price=Decimal("0.25"),
+        line_total=Decimal("0.50"),
+        currency="EUR",
+    )
     state = ORDER.fold(ORDER.initial_state, [PLACED, added, SHIPPED])
     assert state.status == "shipped"
     assert state.tracking_number == "TRK1"
@@ -186,4 +207,4 @@ def test_evolve_tracks_status_lines_and_total() -> None:
 
 def test_stored_events_load_back_into_equal_domain_events() -> None:
     stored = PLACED.to_new_event()
-    assert ORDER.events.load(stored.type, stored.data) == PLACED
+    assert ORDER.events.load(stored.type, stored.data, stored.schema_version) == PLACED

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from orders_core.domain.events import DomainEvent, EventRegistry
 
@@ -20,6 +20,15 @@ class AggregateType(Generic[State, Command]):
     decide: Callable[[State, Command], Sequence[DomainEvent]]
     evolve: Callable[[State, DomainEvent], State]
     events: EventRegistry
+    # How the state travels in a snapshot (JSON-ready), and the version of that shape: a
+    # snapshot of another version is ignored. Without both functions the type is never snapshotted.
+    state_schema_version: int = 1
+    state_to_snapshot: Callable[[State], Mapping[str, Any]] | None = None
+    state_from_snapshot: Callable[[Mapping[str, Any]], State] | None = None
+
+    @property
+    def snapshots_supported(self) -> bool:
+        return self.state_to_snapshot is not None and self.state_from_snapshot is not None
 
     def stream_id(self, aggregate_id: str) -> str:
         return f"{self.stream_prefix}{aggregate_id}"

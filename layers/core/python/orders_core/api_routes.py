@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-FunctionName = Literal["command_api", "query_api"]
+FunctionName = Literal["command_api", "query_api", "admin_api"]
 
 
 @dataclass(frozen=True)
@@ -35,6 +35,11 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "/customers/{customer_id}/orders", "query_api"),
     Route("GET", "/analytics/sales/{date}", "query_api"),
     Route("GET", "/inventory/{product_id}", "query_api"),
+    Route("GET", "/customers/me/summary", "query_api"),
+    Route("POST", "/admin/rebuilds", "admin_api"),
+    Route("GET", "/admin/rebuilds", "admin_api"),
+    Route("GET", "/admin/rebuilds/{rebuild_id}", "admin_api"),
+    Route("GET", "/admin/projections", "admin_api"),
 )
 
 # Headers browsers may send and read; the deployed API's CORS settings use the same lists.

@@ -8,28 +8,43 @@ else wrote) reads only the commits after the version we hold, then decides again
 Idempotency: each commit records the command id that produced it, and every aggregate keeps
 the ids of its most recent commands. A retried command finds its id there and gets the first
 answer back without appending: no extra table, no extra request, and atomic with the append.
+
+Snapshots: with a snapshot store, the append that crosses a multiple of the aggregate type's
+interval also saves the new state (with the recent command ids): one more PutItem every N
+events, nothing on the other commands. A cold load reads the latest snapshot and only the
+commits after it: two requests whatever the length of the stream.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from types import MappingProxyType
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from orders_core.aggregate import AggregateType
 from orders_core.domain.errors import DomainError
-from orders_core.domain.events import DomainEvent
+from orders_core.domain.events import DomainEvent, EventRegistry
 from orders_core.envelope import Commit, CommitMetadata, EventEnvelope, envelopes_of
 from orders_core.errors import ConcurrencyError
+from orders_core.snapshots.port import Snapshot, SnapshotStore, SnapshotStoreError
 from orders_core.store.port import EventStore
 
 State = TypeVar("State")
 Command = TypeVar("Command")
 
 RECENT_COMMANDS_KEPT = 100
+# Events between snapshots, for aggregate types without a setting of their own.
+DEFAULT_SNAPSHOT_EVERY = 100
+
+
+class WarningLog(Protocol):
+    """The part of a logger the service uses (logging.Logger and Powertools' Logger both fit)."""
+
+    def warning(self, msg: object, *args: object, extra: Mapping[str, object] | None = None) -> None: ...
 
 
 class StaleVersion(Exception):
@@ -65,6 +80,8 @@ class Loaded(Generic[State]):
     version: int
     recent_commands: Mapping[str, CommandRecord]
     last_recorded_at: str = ""
+    # When the stream's first commit was recorded (an order's placed_at); "" until it is known.
+    first_recorded_at: str = ""
 
 
 @dataclass(frozen=True)
@@ -129,11 +146,16 @@ def _fold_commits(
     version = start.version
     recent: OrderedDict[str, CommandRecord] = OrderedDict(start.recent_commands)
     last_recorded_at = start.last_recorded_at
+    first_recorded_at = start.first_recorded_at
     for commit in commits:
         for event in commit.events:
-            state = aggregate.evolve(state, aggregate.events.load(event.type, event.data))
+            state = aggregate.evolve(
+                state, aggregate.events.load(event.type, event.data, event.schema_version)
+            )
         version = commit.last_version
         meta = commit.metadata
+        if commit.first_version == 1:
+            first_recorded_at = meta.recorded_at
         recent[meta.command_id] = CommandRecord(
             meta.command_fingerprint, commit.first_version, commit.last_version, meta.correlation_id
         )
@@ -141,27 +163,103 @@ def _fold_commits(
         while len(recent) > RECENT_COMMANDS_KEPT:
             recent.popitem(last=False)
         last_recorded_at = max(last_recorded_at, meta.recorded_at)
-    return Loaded(state, version, MappingProxyType(dict(recent)), last_recorded_at)
+    return Loaded(state, version, MappingProxyType(dict(recent)), last_recorded_at, first_recorded_at)
+
+
+def snapshot_of(aggregate: AggregateType[State, Any], stream_id: str, loaded: Loaded[State]) -> Snapshot:
+    """What a snapshot of `loaded` holds: the state as the aggregate type encodes it, and the
+    recent command ids, so that a retry is still recognised after a load from the snapshot."""
+    if aggregate.state_to_snapshot is None:
+        raise ValueError(f"aggregate type {aggregate.name} has no snapshot encoding")
+    return Snapshot(
+        stream_id=stream_id,
+        version=loaded.version,
+        aggregate=aggregate.name,
+        state_schema_version=aggregate.state_schema_version,
+        state=aggregate.state_to_snapshot(loaded.state),
+        recent_commands=tuple(
+            (command_id, r.fingerprint, r.first_version, r.last_version, r.correlation_id)
+            for command_id, r in loaded.recent_commands.items()
+        ),
+        first_recorded_at=loaded.first_recorded_at,
+        last_recorded_at=loaded.last_recorded_at,
+    )
+
+
+def loaded_from_snapshot(aggregate: AggregateType[State, Any], snapshot: Snapshot) -> Loaded[State] | None:
+    """The loaded aggregate a snapshot stands for; None when this code must not trust it."""
+    if (
+        aggregate.state_from_snapshot is None
+        or snapshot.aggregate != aggregate.name
+        or snapshot.state_schema_version != aggregate.state_schema_version
+    ):
+        return None  # written by other (older or newer) code: its state may mean something else
+    try:
+        state = aggregate.state_from_snapshot(snapshot.state)
+        recent = {
+            str(command_id): CommandRecord(str(fingerprint), int(first), int(last), str(correlation_id))
+            for command_id, fingerprint, first, last, correlation_id in snapshot.recent_commands
+        }
+    except (KeyError, TypeError, ValueError, ArithmeticError):
+        return None  # damaged: the events are still there to fold
+    return Loaded(
+        state,
+        snapshot.version,
+        MappingProxyType(recent),
+        snapshot.last_recorded_at,
+        snapshot.first_recorded_at,
+    )
+
+
+def in_current_schema(events: EventRegistry, envelope: EventEnvelope) -> EventEnvelope:
+    """The envelope with its data upcast to the current schema version of its type."""
+    current = events.current_version(envelope.type)
+    if envelope.schema_version == current:
+        return envelope
+    data = dict(events.upcast(envelope.type, envelope.data, envelope.schema_version))
+    return replace(envelope, data=data, schema_version=current)
 
 
 class CommandService:
-    def __init__(self, store: EventStore, *, cache_size: int = 1000, max_attempts: int = 5) -> None:
+    def __init__(
+        self,
+        store: EventStore,
+        *,
+        snapshots: SnapshotStore | None = None,
+        snapshot_every: Mapping[str, int] | None = None,
+        cache_size: int = 1000,
+        max_attempts: int = 5,
+        log: WarningLog | None = None,
+    ) -> None:
+        """`snapshot_every` maps aggregate type names to events between snapshots (0: never);
+        types not named get DEFAULT_SNAPSHOT_EVERY. Without `snapshots` nothing is snapshotted."""
         self.store = store
+        self.snapshots = snapshots
+        self.snapshot_every: Mapping[str, int] = dict(snapshot_every or {})
         self.cache = AggregateCache(cache_size)
         self._max_attempts = max_attempts
+        self._log: WarningLog = log or logging.getLogger(__name__)
 
     def load(self, aggregate: AggregateType[State, Any], aggregate_id: str) -> Loaded[State]:
-        """The aggregate as stored now (no cache)."""
+        """The aggregate as stored now (no cache): from its latest snapshot when there is one."""
         empty: Loaded[State] = Loaded(aggregate.initial_state, 0, MappingProxyType({}))
         return self._catch_up(aggregate, aggregate.stream_id(aggregate_id), empty)
 
     def history(
         self, aggregate: AggregateType[State, Any], aggregate_id: str
     ) -> tuple[State, list[EventEnvelope]]:
-        """The aggregate's current state and every event of its stream, in version order."""
+        """The aggregate's current state and every event of its stream, in version order, each
+        in the current schema of its type (older versions upcast)."""
         commits = self.store.read_commits(aggregate.stream_id(aggregate_id))
         empty: Loaded[State] = Loaded(aggregate.initial_state, 0, MappingProxyType({}))
-        return _fold_commits(aggregate, empty, commits).state, envelopes_of(commits)
+        envelopes = [in_current_schema(aggregate.events, e) for e in envelopes_of(commits)]
+        return _fold_commits(aggregate, empty, commits).state, envelopes
+
+    def snapshot_interval(self, aggregate: AggregateType[Any, Any]) -> int:
+        """Events between snapshots of this aggregate type; 0 when it is never snapshotted."""
+        if self.snapshots is None or not aggregate.snapshots_supported:
+            return 0
+        return max(0, self.snapshot_every.get(aggregate.name, DEFAULT_SNAPSHOT_EVERY))
 
     def execute(
         self,
@@ -223,6 +321,7 @@ class CommandService:
                 continue
             current = _fold_commits(aggregate, current, [commit])
             self.cache.put(stream_id, current)
+            self._snapshot_if_due(aggregate, stream_id, commit, current)
             return CommandResult(stream_id, commit.last_version, context.correlation_id)
 
         raise ConcurrencyError(stream_id, current.version)
@@ -240,9 +339,55 @@ class CommandService:
             command_fingerprint=context.fingerprint,
         )
 
+    def _snapshot_if_due(
+        self, aggregate: AggregateType[State, Any], stream_id: str, commit: Commit, loaded: Loaded[State]
+    ) -> None:
+        every = self.snapshot_interval(aggregate)
+        # Due when this commit crosses a multiple of `every`: one snapshot per `every` events,
+        # even when commits of several events step over the exact multiple.
+        if (
+            self.snapshots is None
+            or not every
+            or (commit.first_version - 1) // every == commit.last_version // every
+        ):
+            return
+        try:
+            self.snapshots.save(snapshot_of(aggregate, stream_id, loaded))
+        except SnapshotStoreError as error:
+            # The command is stored already; a missing snapshot only makes later cold loads longer.
+            self._log.warning(
+                "snapshot not saved",
+                extra={"stream_id": stream_id, "version": loaded.version, "error": str(error)},
+            )
+
+    def _from_snapshot(self, aggregate: AggregateType[State, Any], stream_id: str) -> Loaded[State] | None:
+        if self.snapshots is None or not self.snapshot_interval(aggregate):
+            return None
+        try:
+            snapshot = self.snapshots.latest(stream_id)
+        except SnapshotStoreError as error:
+            self._log.warning("snapshot not read", extra={"stream_id": stream_id, "error": str(error)})
+            return None
+        if snapshot is None:
+            return None
+        loaded = loaded_from_snapshot(aggregate, snapshot)
+        if loaded is None:
+            self._log.warning(
+                "snapshot ignored",
+                extra={
+                    "stream_id": stream_id,
+                    "version": snapshot.version,
+                    "state_schema_version": snapshot.state_schema_version,
+                    "expected_state_schema_version": aggregate.state_schema_version,
+                },
+            )
+        return loaded
+
     def _catch_up(
         self, aggregate: AggregateType[State, Any], stream_id: str, current: Loaded[State]
     ) -> Loaded[State]:
+        if current.version == 0:
+            current = self._from_snapshot(aggregate, stream_id) or current
         commits = self.store.read_commits(stream_id, after_version=current.version)
         loaded = _fold_commits(aggregate, current, commits)
         if loaded.version > 0:
@@ -260,4 +405,8 @@ __all__ = [
     "IdempotencyKeyReused",
     "Loaded",
     "StaleVersion",
+    "WarningLog",
+    "in_current_schema",
+    "loaded_from_snapshot",
+    "snapshot_of",
 ]

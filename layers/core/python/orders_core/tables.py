@@ -66,6 +66,15 @@ def _key_schema(keys: list[tuple[str, KeyType]]) -> list[dict[str, str]]:
 
 EVENTS = TableSpec(key="events", partition_key=("stream_id", "S"), sort_key=("version", "N"), stream=True)
 
+# Aggregate snapshots, one item per (stream, version); `by_time` finds the latest one recorded
+# by a given time (temporal queries). Written by the command function, read by command and query.
+SNAPSHOTS = TableSpec(
+    key="snapshots",
+    partition_key=("stream_id", "S"),
+    sort_key=("version", "N"),
+    indexes=(IndexSpec("by_time", ("stream_id", "S"), ("recorded_at", "S")),),
+)
+
 
 # Read models share one key shape: pk = "<generation>#<entity>", sk = row kind. Generations let a
 # rebuild write a fresh copy beside the one readers use (blue/green).
@@ -78,5 +87,11 @@ CUSTOMER_ORDERS = TableSpec(
 SALES_ANALYTICS = TableSpec(key="sales_analytics", partition_key=("pk", "S"), sort_key=("sk", "S"))
 INVENTORY = TableSpec(key="inventory", partition_key=("pk", "S"), sort_key=("sk", "S"))
 
-READ_MODEL_TABLES: tuple[TableSpec, ...] = (CUSTOMER_ORDERS, SALES_ANALYTICS, INVENTORY)
-ALL_TABLES: tuple[TableSpec, ...] = (EVENTS, *READ_MODEL_TABLES)
+CUSTOMER_SUMMARY = TableSpec(key="customer_summary", partition_key=("pk", "S"), sort_key=("sk", "S"))
+
+READ_MODEL_TABLES: tuple[TableSpec, ...] = (CUSTOMER_ORDERS, SALES_ANALYTICS, INVENTORY, CUSTOMER_SUMMARY)
+
+# Active generation of each read model, and the record of every rebuild run.
+PROJECTIONS_CONTROL = TableSpec(key="projections_control", partition_key=("pk", "S"), sort_key=("sk", "S"))
+
+ALL_TABLES: tuple[TableSpec, ...] = (EVENTS, *READ_MODEL_TABLES, PROJECTIONS_CONTROL, SNAPSHOTS)

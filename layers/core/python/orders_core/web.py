@@ -10,12 +10,14 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 
@@ -247,10 +249,20 @@ def _is_json(content_type: str) -> bool:
     )
 
 
-def handle(app: APIGatewayHttpResolver, event: dict[str, Any], context: Any) -> dict[str, Any]:
-    """Run one API Gateway v2 event through `app`, with correlation id and content-type checks."""
+def handle(
+    app: APIGatewayHttpResolver, event: dict[str, Any], context: Any, *, logger: Logger | None = None
+) -> dict[str, Any]:
+    """Run one API Gateway v2 event through `app`, with correlation id and content-type checks.
+
+    With a `logger`, every line it writes for the rest of the request carries the correlation
+    id, and the request ends with one "request handled" line (route, status, duration).
+    """
+    started = time.monotonic()
     headers = {str(k).lower(): str(v) for k, v in (event.get("headers") or {}).items()}
     correlation_id = _correlation_id(headers)
+    route = str(event.get("routeKey", ""))
+    if logger is not None:
+        logger.set_correlation_id(correlation_id)
     if _needs_json(event) and not _is_json(headers.get("content-type", "")):
         response: dict[str, Any] = {
             "statusCode": 415,
@@ -260,7 +272,15 @@ def handle(app: APIGatewayHttpResolver, event: dict[str, Any], context: Any) -> 
         }
     else:
         app.context["correlation_id"] = correlation_id
-        response = app.resolve(event, context)
+        try:
+            response = app.resolve(event, context)
+        except Exception:
+            if logger is not None:
+                logger.exception("request failed", route=route)
+            raise
     response.setdefault("headers", {})
     response["headers"]["X-Correlation-Id"] = correlation_id
+    if logger is not None:
+        duration_ms = round((time.monotonic() - started) * 1000, 1)
+        logger.info("request handled", route=route, status=response["statusCode"], duration_ms=duration_ms)
     return response

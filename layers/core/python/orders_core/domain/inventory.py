@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
 from orders_core.aggregate import AggregateType
 from orders_core.domain.errors import InvalidCommand
@@ -70,6 +71,22 @@ def evolve(state: ProductState, event: DomainEvent) -> ProductState:
     return state
 
 
+# Bump whenever ProductState changes shape: snapshots of another version are then ignored.
+PRODUCT_STATE_SCHEMA_VERSION = 1
+
+
+def product_state_to_snapshot(state: ProductState) -> dict[str, Any]:
+    return {"product_id": state.product_id, "received": state.received, "reorder_level": state.reorder_level}
+
+
+def product_state_from_snapshot(data: Mapping[str, Any]) -> ProductState:
+    return ProductState(
+        product_id=str(data["product_id"]),
+        received=int(data["received"]),
+        reorder_level=int(data["reorder_level"]),
+    )
+
+
 PRODUCT = AggregateType[ProductState, ProductCommand](
     name="product",
     stream_prefix="product-",
@@ -77,4 +94,7 @@ PRODUCT = AggregateType[ProductState, ProductCommand](
     decide=decide,
     evolve=evolve,
     events=PRODUCT_EVENTS,
+    state_schema_version=PRODUCT_STATE_SCHEMA_VERSION,
+    state_to_snapshot=product_state_to_snapshot,
+    state_from_snapshot=product_state_from_snapshot,
 )

@@ -4,20 +4,22 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from decimal import Decimal
-from typing import Literal
+from typing import Any, Literal, get_args
 
 from orders_core.aggregate import AggregateType
 from orders_core.domain.errors import InvalidCommand, NotFound, RuleViolation
-from orders_core.domain.events import DomainEvent, EventPart, EventRegistry
-from orders_core.domain.money import check_price
+from orders_core.domain.events import DomainEvent, EventPart, EventRegistry, PastSchema, Upcaster
+from orders_core.domain.money import CENT, check_price
 
 MAX_LINES_PER_ORDER = 200
 MAX_QUANTITY_PER_LINE = 10_000
 MAX_PRODUCT_ID_LENGTH = 64
 PRODUCT_ID = re.compile(rf"[A-Za-z0-9._\-]{{1,{MAX_PRODUCT_ID_LENGTH}}}")
+# Every price the shop has taken is in this currency; events state it since ItemAdded v3.
+ORDER_CURRENCY = "EUR"
 
 OrderStatus = Literal["new", "placed", "shipped", "cancelled"]
 
@@ -123,11 +125,18 @@ class PaymentRequested(DomainEvent):
 
 
 class ItemAdded(DomainEvent):
+    """v1: order_id, product_id, quantity, unit_price. v2 added line_total. v3 added currency."""
+
     event_type = "ItemAdded"
+    schema_version = 3
     order_id: str
     product_id: str
     quantity: int
     unit_price: Decimal
+    # What the line costs, as charged: readers take it from the event instead of re-deriving it.
+    line_total: Decimal
+    # ISO 4217 code of unit_price and line_total.
+    currency: str
 
 
 class OrderCancelled(DomainEvent):
@@ -150,6 +159,59 @@ class OrderShipped(DomainEvent):
     items: tuple[ProductQuantity, ...]
 
 
+# --- older versions of events, and the upcasters that bring them to the current one -----------
+
+
+class ItemAddedV1(PastSchema):
+    """ItemAdded as stored at schema version 1."""
+
+    order_id: str
+    product_id: str
+    quantity: int
+    unit_price: Decimal
+
+
+class ItemAddedV2(ItemAddedV1):
+    """ItemAdded as stored at schema version 2: v1 plus the line total."""
+
+    line_total: Decimal
+
+
+def _item_added_v1_to_v2(old: ItemAddedV1) -> Mapping[str, Any]:
+    # v1 lines were always charged unit_price × quantity: there was no other pricing rule.
+    line_total = (old.unit_price * old.quantity).quantize(CENT)
+    return {**old.model_dump(mode="json"), "line_total": str(line_total)}
+
+
+def _item_added_v2_to_v3(old: ItemAddedV2) -> Mapping[str, Any]:
+    # Before v3 the currency was implicit: the shop has only ever priced in ORDER_CURRENCY.
+    return {**old.model_dump(mode="json"), "currency": ORDER_CURRENCY}
+
+
+ORDER_UPCASTERS: tuple[Upcaster[Any], ...] = (
+    Upcaster(
+        "ItemAdded",
+        1,
+        ItemAddedV1,
+        _item_added_v1_to_v2,
+        example={"order_id": "o-1", "product_id": "sku-1", "quantity": 2, "unit_price": "12.50"},
+    ),
+    Upcaster(
+        "ItemAdded",
+        2,
+        ItemAddedV2,
+        _item_added_v2_to_v3,
+        example={
+            "order_id": "o-1",
+            "product_id": "sku-1",
+            "quantity": 2,
+            "unit_price": "12.50",
+            "line_total": "25.00",
+        },
+    ),
+)
+
+
 ORDER_EVENTS = EventRegistry(
     [
         OrderPlaced,
@@ -159,7 +221,8 @@ ORDER_EVENTS = EventRegistry(
         OrderCancelled,
         InventoryReleased,
         OrderShipped,
-    ]
+    ],
+    ORDER_UPCASTERS,
 )
 
 
@@ -273,6 +336,8 @@ def _add_item(state: OrderState, command: AddItem) -> Sequence[DomainEvent]:
             product_id=line.product_id,
             quantity=line.quantity,
             unit_price=line.unit_price,
+            line_total=line.line_total,
+            currency=ORDER_CURRENCY,
         ),
         InventoryReserved(
             order_id=command.order_id,
@@ -341,6 +406,47 @@ def evolve(state: OrderState, event: DomainEvent) -> OrderState:
     return state
 
 
+# --- snapshots -----------------------------------------------------------------------------
+
+# Bump whenever OrderState (or a value it holds) changes shape: snapshots written by code with
+# another version are then ignored and the order is folded from its events instead.
+ORDER_STATE_SCHEMA_VERSION = 1
+
+
+def order_state_to_snapshot(state: OrderState) -> dict[str, Any]:
+    address = state.shipping_address
+    return {
+        "status": state.status,
+        "order_id": state.order_id,
+        "customer_id": state.customer_id,
+        # Lines as arrays rather than objects: even a very long order's snapshot fits one item.
+        "lines": [[line.product_id, line.quantity, str(line.unit_price)] for line in state.lines],
+        "shipping_address": (
+            [address.line1, address.city, address.postal_code, address.country] if address else None
+        ),
+        "tracking_number": state.tracking_number,
+    }
+
+
+def order_state_from_snapshot(data: Mapping[str, Any]) -> OrderState:
+    status = data["status"]
+    if status not in get_args(OrderStatus):
+        raise ValueError(f"unknown order status {status!r}")
+    address = data["shipping_address"]
+    tracking = data["tracking_number"]
+    return OrderState(
+        status=status,
+        order_id=str(data["order_id"]),
+        customer_id=str(data["customer_id"]),
+        lines=tuple(
+            OrderLine(str(product), int(quantity), Decimal(price))
+            for product, quantity, price in data["lines"]
+        ),
+        shipping_address=ShippingAddress(*(str(part) for part in address)) if address is not None else None,
+        tracking_number=str(tracking) if tracking is not None else None,
+    )
+
+
 ORDER = AggregateType[OrderState, OrderCommand](
     name="order",
     stream_prefix="order-",
@@ -348,4 +454,7 @@ ORDER = AggregateType[OrderState, OrderCommand](
     decide=decide,
     evolve=evolve,
     events=ORDER_EVENTS,
+    state_schema_version=ORDER_STATE_SCHEMA_VERSION,
+    state_to_snapshot=order_state_to_snapshot,
+    state_from_snapshot=order_state_from_snapshot,
 )

@@ -28,7 +28,8 @@ class Fact:
 def facts(commit: Commit) -> list[Fact]:
     aggregate = ORDER if commit.stream_id.startswith(ORDER_PREFIX) else PRODUCT
     return [
-        Fact(envelope, aggregate.events.load(envelope.type, envelope.data)) for envelope in commit.envelopes()
+        Fact(envelope, aggregate.events.load(envelope.type, envelope.data, envelope.schema_version))
+        for envelope in commit.envelopes()
     ]
 
 

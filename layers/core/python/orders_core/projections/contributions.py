@@ -9,12 +9,15 @@ concurrent batches cannot double or lose anything.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+from orders_core.envelope import Commit
 from orders_core.readmodels.port import Key, Number, ReadStore, Row
+from orders_core.store.port import EventStore
 
 SUMMARY = "summary"
 
@@ -66,3 +69,25 @@ def revision(rows: Sequence[Row]) -> int:
 def counter_groups(row: Row, prefix: str) -> dict[str, Decimal]:
     """Counters named `<prefix><id>` as {id: amount}."""
     return {name[len(prefix) :]: Decimal(value) for name, value in row.items() if name.startswith(prefix)}
+
+
+class FirstCommits:
+    """An order's first commit (OrderPlaced: its customer, its day) never changes: remember it."""
+
+    def __init__(self, events: EventStore, capacity: int = 10_000) -> None:
+        self._events = events
+        self._capacity = capacity
+        self._known: OrderedDict[str, Commit] = OrderedDict()
+
+    def of(self, stream_id: str, batch: Sequence[Commit]) -> Commit:
+        for commit in batch:
+            if commit.stream_id == stream_id and commit.first_version == 1:
+                return commit
+        if stream_id not in self._known:
+            first = self._events.read_commit(stream_id, 1)
+            if first is None:
+                raise LookupError(f"{stream_id} has no first commit")
+            self._known[stream_id] = first
+            while len(self._known) > self._capacity:
+                self._known.popitem(last=False)
+        return self._known[stream_id]

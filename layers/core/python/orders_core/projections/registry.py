@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from orders_core.projections import customer_orders, inventory, sales
+from orders_core.projections import customer_orders, customer_summary, inventory, sales
 from orders_core.projections.base import Projection
 from orders_core.readmodels.port import ReadStore
 from orders_core.store.port import EventStore
-from orders_core.tables import CUSTOMER_ORDERS, INVENTORY, SALES_ANALYTICS, TableSpec
+from orders_core.tables import CUSTOMER_ORDERS, CUSTOMER_SUMMARY, INVENTORY, SALES_ANALYTICS, TableSpec
 
 
 @dataclass(frozen=True)
@@ -25,6 +25,8 @@ REGISTRY: dict[str, Registration] = {
         Registration(customer_orders.NAME, CUSTOMER_ORDERS, customer_orders.CustomerOrders),
         Registration(sales.NAME, SALES_ANALYTICS, sales.SalesAnalytics),
         Registration(inventory.NAME, INVENTORY, inventory.Inventory),
+        # Added later with no change to the write side: backfilled by a rebuild, then live.
+        Registration(customer_summary.NAME, CUSTOMER_SUMMARY, customer_summary.CustomerSummary),
     )
 }
 NAMES: tuple[str, ...] = tuple(REGISTRY)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections import OrderedDict
 from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
@@ -14,6 +13,7 @@ from orders_core.projections.base import ORDER_PREFIX, Fact, facts, fail_all, gr
 from orders_core.projections.contributions import (
     SUMMARY,
     Contribution,
+    FirstCommits,
     apply_contributions,
     counter_groups,
     revision,
@@ -92,31 +92,13 @@ def summarize(day: str, rows: Sequence[Row]) -> dict[str, Any]:
 class SalesAnalytics:
     name = NAME
 
-    def __init__(
-        self, store: ReadStore, events: EventStore, generation: int = 1, day_cache_size: int = 10_000
-    ) -> None:
+    def __init__(self, store: ReadStore, events: EventStore, generation: int = 1) -> None:
         self._store = store
-        self._events = events
         self._generation = generation
-        # An order's day never changes: remember it instead of reading its first commit again.
-        self._days: OrderedDict[str, str] = OrderedDict()
-        self._day_cache_size = day_cache_size
+        self._first_commits = FirstCommits(events)
 
     def _partition(self, day: str) -> str:
         return f"{self._generation}#{day}"
-
-    def _day_of(self, stream_id: str, batch: Sequence[Commit]) -> str:
-        for commit in batch:
-            if commit.first_version == 1:
-                return commit.metadata.recorded_at[:10]
-        if stream_id not in self._days:
-            first = self._events.read_commit(stream_id, 1)
-            if first is None:
-                raise LookupError(f"{stream_id} has no first commit")
-            self._days[stream_id] = first.metadata.recorded_at[:10]
-            while len(self._days) > self._day_cache_size:
-                self._days.popitem(last=False)
-        return self._days[stream_id]
 
     def process(self, commits: Sequence[Commit]) -> dict[int, Exception]:
         failures: dict[int, Exception] = {}
@@ -127,7 +109,8 @@ class SalesAnalytics:
             if not by_version:
                 continue
             try:
-                day = self._day_of(stream_id, [c for _, c in members])
+                first = self._first_commits.of(stream_id, [c for _, c in members])
+                day = first.metadata.recorded_at[:10]
                 key = (self._partition(day), f"order#{stream_id.removeprefix(ORDER_PREFIX)}")
                 apply_contributions(self._store, key, by_version)
                 touched.setdefault(day, []).extend(members)

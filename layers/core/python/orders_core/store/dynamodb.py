@@ -45,8 +45,29 @@ class DynamoDBEventStore:
             raise EventStoreError(f"could not append to {stream_id!r}: {code}") from exc
         return commit
 
-    def read_commits(self, stream_id: str, after_version: int = 0) -> list[Commit]:
-        return self._query(stream_id, "version > :v", after_version, forward=True)
+    def read_commits(
+        self,
+        stream_id: str,
+        after_version: int = 0,
+        *,
+        up_to_version: int | None = None,
+        recorded_until: str | None = None,
+    ) -> list[Commit]:
+        if up_to_version is None:
+            return self._query(
+                stream_id, "version > :v", after_version, forward=True, recorded_until=recorded_until
+            )
+        if up_to_version <= after_version:
+            return []
+        # BETWEEN is inclusive: commits that start after `after_version` and at or before the bound.
+        return self._query(
+            stream_id,
+            "version BETWEEN :v AND :upper",
+            after_version + 1,
+            forward=True,
+            upper=up_to_version,
+            recorded_until=recorded_until,
+        )
 
     def read_commit(self, stream_id: str, first_version: int) -> Commit | None:
         try:
@@ -79,11 +100,16 @@ class DynamoDBEventStore:
         *,
         forward: bool,
         limit: int | None = None,
+        upper: int | None = None,
+        recorded_until: str | None = None,
     ) -> list[Commit]:
+        values: dict[str, Any] = {":s": {"S": stream_id}, ":v": {"N": str(version)}}
+        if upper is not None:
+            values[":upper"] = {"N": str(upper)}
         request: dict[str, Any] = {
             "TableName": self._table,
             "KeyConditionExpression": f"stream_id = :s AND {condition}",
-            "ExpressionAttributeValues": {":s": {"S": stream_id}, ":v": {"N": str(version)}},
+            "ExpressionAttributeValues": values,
             "ScanIndexForward": forward,
             "ConsistentRead": True,
         }
@@ -96,7 +122,11 @@ class DynamoDBEventStore:
             except ClientError as exc:
                 code = exc.response.get("Error", {}).get("Code", "")
                 raise EventStoreError(f"could not read {stream_id!r}: {code}") from exc
-            commits.extend(item_to_commit(cast("Item", item)) for item in page.get("Items", []))
+            for item in page.get("Items", []):
+                commit = item_to_commit(cast("Item", item))
+                if recorded_until is not None and commit.metadata.recorded_at > recorded_until:
+                    return commits  # times never go backwards in a stream: nothing later qualifies
+                commits.append(commit)
             last_key = page.get("LastEvaluatedKey")
             if not last_key or (limit is not None and len(commits) >= limit):
                 return commits

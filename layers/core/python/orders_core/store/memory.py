@@ -35,10 +35,26 @@ class InMemoryEventStore:
             commits.append(stored)
         return stored
 
-    def read_commits(self, stream_id: str, after_version: int = 0) -> list[Commit]:
+    def read_commits(
+        self,
+        stream_id: str,
+        after_version: int = 0,
+        *,
+        up_to_version: int | None = None,
+        recorded_until: str | None = None,
+    ) -> list[Commit]:
         with self._lock:
             commits = list(self._streams.get(stream_id, ()))
-        return [commit for commit in commits if commit.first_version > after_version]
+        selected = []
+        for commit in commits:
+            if commit.first_version <= after_version:
+                continue
+            if up_to_version is not None and commit.first_version > up_to_version:
+                break
+            if recorded_until is not None and commit.metadata.recorded_at > recorded_until:
+                break
+            selected.append(commit)
+        return selected
 
     def read_commit(self, stream_id: str, first_version: int) -> Commit | None:
         with self._lock:

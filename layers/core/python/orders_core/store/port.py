@@ -24,8 +24,21 @@ class EventStore(Protocol):
         """
         ...
 
-    def read_commits(self, stream_id: str, after_version: int = 0) -> list[Commit]:
-        """Commits whose first version is greater than `after_version`, in version order."""
+    def read_commits(
+        self,
+        stream_id: str,
+        after_version: int = 0,
+        *,
+        up_to_version: int | None = None,
+        recorded_until: str | None = None,
+    ) -> list[Commit]:
+        """Commits whose first version is greater than `after_version`, in version order.
+
+        `up_to_version` keeps only commits that start at or before it (the last one may run past
+        it). `recorded_until` (RFC 3339, as in `recorded_at`) keeps only commits recorded at or
+        before it; since times never go backwards within a stream, reading stops at the first
+        later commit instead of reading the rest of the stream.
+        """
         ...
 
     def read_commit(self, stream_id: str, first_version: int) -> Commit | None:

@@ -1,0 +1,193 @@
+"""Rebuild throughput on the local stack: events per second through the shared workflow on moto.
+
+    .venv/bin/python -m bench.rebuild_throughput              # 100,000 events (a few minutes)
+    .venv/bin/python -m bench.rebuild_throughput --events 2000
+
+Writes a synthetic log straight into the events table (commit items, as the command service
+writes them), then runs `workflows/rebuild.asl.json` on moto's Step Functions interpreter with
+the in-process worker, and times each phase. moto is far slower than DynamoDB (it scans whole
+tables for some calls and runs in one process), so the figure is a floor, not an AWS estimate.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import time
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+os.environ.update(
+    AWS_ACCESS_KEY_ID="bench",
+    AWS_SECRET_ACCESS_KEY="bench",
+    AWS_DEFAULT_REGION="us-east-1",
+    AWS_ACCOUNT_ID_ENDPOINT_MODE="disabled",
+    REBUILD_EXPORT_POLL_SECONDS="1",
+    REBUILD_RETIRE_DELAY_SECONDS="1",
+)
+os.environ.pop("AWS_ENDPOINT_URL", None)
+
+RESULTS = Path(__file__).with_name("results-rebuild.json")
+
+
+def synthetic_commits(events: int, seed: int = 1) -> list[Any]:
+    from orders_core.domain.orders import ORDER, AddItem, OrderLine, PlaceOrder, ShipOrder, ShippingAddress
+    from orders_core.envelope import Commit, CommitMetadata, format_timestamp
+
+    rng = random.Random(seed)
+    commits: list[Commit] = []
+    produced = 0
+    start = datetime(2026, 11, 1, tzinfo=UTC)
+    n = 0
+    while produced < events:
+        order_id = f"00000000-0000-4000-8000-{n:012d}"
+        customer = f"customer-{n % 500}"
+        at = start + timedelta(minutes=n)
+        state = ORDER.initial_state
+        version = 0
+        lines = tuple(
+            OrderLine(
+                f"sku-{rng.randint(1, 200)}",
+                rng.randint(1, 3),
+                Decimal(rng.choice(["4.99", "12.50", "99.00"])),
+            )
+            for _ in range(rng.randint(1, 3))
+        )
+        commands: list[Any] = [
+            PlaceOrder(order_id, customer, lines, ShippingAddress("1 Main", "Town", "1000", "NL"))
+        ]
+        if rng.random() < 0.3:
+            commands.append(AddItem(order_id, customer, OrderLine("sku-1", 1, Decimal("2.00"))))
+        if rng.random() < 0.2:
+            commands.append(ShipOrder(order_id, f"T{n}"))
+        for index, command in enumerate(commands):
+            decided = ORDER.decide(state, command)
+            state = ORDER.fold(state, decided)
+            meta = CommitMetadata(
+                f"c{n}-{index}",
+                f"corr{n}",
+                f"c{n}-{index}",
+                customer,
+                format_timestamp(at + timedelta(seconds=index)),
+            )
+            commits.append(
+                Commit(f"order-{order_id}", version + 1, tuple(e.to_new_event() for e in decided), meta)
+            )
+            version += len(decided)
+            produced += len(decided)
+        n += 1
+    return commits
+
+
+def run(events: int, projection: str) -> dict[str, Any]:
+    import boto3
+    from moto import mock_aws
+
+    with mock_aws():
+        from orders_core.store.codec import commit_to_item
+        from orders_core.tables import ALL_TABLES, EVENTS
+        from orders_local.moto_server import install_dynamodb_write_lock
+        from orders_local.rebuild_runner import create_state_machine
+
+        install_dynamodb_write_lock()
+        dynamodb: Any = boto3.client("dynamodb")
+        for spec in ALL_TABLES:
+            dynamodb.create_table(**spec.create_table_request(spec.local_name("bench")))
+            os.environ[spec.env_var] = spec.local_name("bench")
+        os.environ["REBUILD_BUCKET"] = "bench-exports"
+        commits = synthetic_commits(events)
+        loaded = time.perf_counter()
+        items = [{"PutRequest": {"Item": commit_to_item(c)}} for c in commits]
+        for start in range(0, len(items), 25):
+            dynamodb.batch_write_item(RequestItems={EVENTS.local_name("bench"): items[start : start + 25]})
+        load_seconds = time.perf_counter() - loaded
+
+        from admin_api import handler as admin
+        from projections.handler import handler_for
+        from rebuild_worker import handler as worker
+
+        from orders_core import bootstrap
+        from orders_local.stream_poller import InMemoryCheckpointStore, PollerSettings, StreamPoller
+        from tests.support.apigw import FakeLambdaContext, http_event
+
+        arn = create_state_machine(
+            stepfunctions=boto3.client("stepfunctions"),
+            dynamodb=dynamodb,
+            s3=boto3.client("s3"),
+            events_table=EVENTS.local_name("bench"),
+            bucket="bench-exports",
+            region="us-east-1",
+            worker=worker.lambda_handler,
+        )
+        os.environ["REBUILD_STATE_MACHINE_ARN"] = arn
+        # Only what is written from now on (the catch-up marker) goes through the live path.
+        stream = dynamodb.describe_table(TableName=EVENTS.local_name("bench"))["Table"]["LatestStreamArn"]
+        live = StreamPoller(
+            "bench-live",
+            streams_client=boto3.client("dynamodbstreams"),
+            stream_arn=stream,
+            handler=handler_for(bootstrap.live_projection(projection)),
+            checkpoints=InMemoryCheckpointStore(),
+            settings=PollerSettings(starting_position="LATEST", poll_interval_seconds=0.05),
+        )
+        live.start()
+        try:
+            started = time.perf_counter()
+            reply = admin.lambda_handler(
+                http_event(
+                    "POST", "/admin/rebuilds", body={"projection": projection}, user="op", operator=True
+                ),
+                FakeLambdaContext(),
+            )
+            rebuild_id = json.loads(reply["body"])["rebuild_id"]
+            phases: dict[str, float] = {}
+            while True:
+                run_reply = admin.lambda_handler(
+                    http_event("GET", f"/admin/rebuilds/{rebuild_id}", user="op", operator=True),
+                    FakeLambdaContext(),
+                )
+                state = json.loads(run_reply["body"])
+                phases.setdefault(state["phase"], time.perf_counter() - started)
+                if state["status"] != "RUNNING":
+                    break
+                time.sleep(0.2)
+            seconds = time.perf_counter() - started
+        finally:
+            live.stop()
+        if state["status"] != "SUCCEEDED":
+            raise SystemExit(f"rebuild failed: {state.get('error')}")
+        return {
+            "projection": projection,
+            "events": state["events_processed"],
+            "commits": len(commits),
+            "seconds": round(seconds, 2),
+            "events_per_second": round(state["events_processed"] / seconds),
+            "phases_reached_at_seconds": {k: round(v, 2) for k, v in phases.items()},
+            "load_seconds": round(load_seconds, 2),
+            "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--events", type=int, default=100_000, help="events in the synthetic log (default: %(default)s)"
+    )
+    parser.add_argument("--projection", default="customer_orders", help="which read model to rebuild")
+    parser.add_argument("--no-save", action="store_true", help=f"do not write {RESULTS.name}")
+    args = parser.parse_args(argv)
+    result = run(args.events, args.projection)
+    print(json.dumps(result, indent=2))
+    if not args.no_save:
+        RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,117 @@
+"""DynamoDB tables built from the shared `TableSpec`s, and grants scoped to exact ARNs."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from aws_cdk import RemovalPolicy
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_iam as iam
+from constructs import Construct
+
+from orders_core.tables import ALL_TABLES, KeyType, TableSpec
+
+_ATTRIBUTE_TYPES = {"S": dynamodb.AttributeType.STRING, "N": dynamodb.AttributeType.NUMBER}
+
+# Actions by intent, so grants read as what a function does.
+READ_ACTIONS = ("dynamodb:GetItem", "dynamodb:Query", "dynamodb:BatchGetItem")
+WRITE_ACTIONS = (
+    "dynamodb:PutItem",
+    "dynamodb:UpdateItem",
+    "dynamodb:DeleteItem",
+    "dynamodb:BatchWriteItem",
+    "dynamodb:GetItem",
+    "dynamodb:BatchGetItem",
+    "dynamodb:Query",
+)
+# The rebuild worker on a read model: what a projection does, plus the Scan that finds a retired or
+# abandoned generation's rows to delete.
+REBUILD_ACTIONS = (*WRITE_ACTIONS, "dynamodb:Scan")
+# The control table (orders_core.rebuild.control) through the read store's calls: get_many is
+# BatchGetItem, put_if_newer/put_next_version are conditional PutItems, query_partition is Query.
+CONTROL_READ_ACTIONS = ("dynamodb:GetItem", "dynamodb:BatchGetItem")  # which generation readers use
+CONTROL_LIVE_ACTIONS = (*CONTROL_READ_ACTIONS, "dynamodb:PutItem")  # + lag and rebuild markers
+CONTROL_ACTIONS = (*CONTROL_LIVE_ACTIONS, "dynamodb:Query")  # + claims, switches, runs, progress
+
+
+def _attribute(key: tuple[str, KeyType]) -> dynamodb.Attribute:
+    name, kind = key
+    return dynamodb.Attribute(name=name, type=_ATTRIBUTE_TYPES[kind])
+
+
+def table_from_spec(
+    scope: Construct,
+    construct_id: str,
+    spec: TableSpec,
+    *,
+    removal_policy: RemovalPolicy,
+    point_in_time_recovery: bool,
+    deletion_protection: bool = False,
+) -> dynamodb.Table:
+    """The table the spec describes (keys, indexes, stream), on-demand and encrypted with KMS.
+
+    Names are left to CloudFormation (several stages can share an account); functions get them
+    through `spec.env_var`.
+    """
+    table = dynamodb.Table(
+        scope,
+        construct_id,
+        partition_key=_attribute(spec.partition_key),
+        sort_key=_attribute(spec.sort_key) if spec.sort_key else None,
+        billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
+        # KMS encryption with the AWS managed key (aws/dynamodb): explicit SSE in the template,
+        # no key to pay for or to grant. A customer managed key would need kms grants on every role.
+        encryption=dynamodb.TableEncryption.AWS_MANAGED,
+        point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
+            point_in_time_recovery_enabled=point_in_time_recovery
+        ),
+        stream=dynamodb.StreamViewType.NEW_IMAGE if spec.stream else None,
+        removal_policy=removal_policy,
+        deletion_protection=deletion_protection,
+    )
+    for index in spec.indexes:
+        table.add_global_secondary_index(
+            index_name=index.name,
+            partition_key=_attribute(index.partition_key),
+            sort_key=_attribute(index.sort_key),
+            projection_type=dynamodb.ProjectionType.ALL,
+        )
+    return table
+
+
+def grant(
+    grantee: iam.IGrantable,
+    table: dynamodb.ITable,
+    spec: TableSpec,
+    actions: Sequence[str],
+    *,
+    indexes: bool = False,
+) -> iam.Grant:
+    """Allow `actions` on the table and, with `indexes`, on each of its indexes by exact ARN.
+
+    Unlike `Table.grant`, which adds `<table>/index/*`, nothing here is a wildcard.
+    """
+    resources = [table.table_arn]
+    if indexes:
+        resources += [f"{table.table_arn}/index/{index.name}" for index in spec.indexes]
+    return iam.Grant.add_to_principal(grantee=grantee, actions=list(actions), resource_arns=resources)
+
+
+def require_every_table(
+    tables: Mapping[TableSpec, dynamodb.ITable], specs: Sequence[TableSpec] = ALL_TABLES
+) -> None:
+    """The stack's tables are exactly orders_core.tables.ALL_TABLES.
+
+    A new spec needs a decision on what its data is (source of truth, state, or derived: retention,
+    point-in-time recovery), so it stops the synth until a construct builds it.
+    """
+    problems = []
+    if missing := [spec.key for spec in specs if spec not in tables]:
+        problems.append(
+            f"no table for {', '.join(missing)}: build it in infra/event_store.py (write side) or "
+            "infra/read_models.py (read side), deciding its retention and point-in-time recovery"
+        )
+    if unknown := [spec.key for spec in tables if spec not in specs]:
+        problems.append(f"{', '.join(unknown)} not in orders_core.tables.ALL_TABLES")
+    if problems:
+        raise ValueError("; ".join(problems))

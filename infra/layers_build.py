@@ -1,0 +1,111 @@
+"""Builds the third-party dependencies layer without Docker.
+
+`pip install --platform ... --only-binary=:all:` fetches the wheels Lambda's runtime (arm64, the
+Python version below) can load, whatever machine builds them. The layer holds what the functions
+import beyond the standard library and the runtime's own boto3: pydantic and Powertools, pinned
+to the versions installed in this virtualenv, so Lambda runs what the tests ran.
+
+The build is cached: a stamp beside the layer records what it was built from, and a second run
+with the same inputs touches nothing (and needs no network), so `make synth` works offline once
+the layer exists. This module imports no aws_cdk: the Makefile runs it before the CDK is needed.
+
+    python -m infra.layers_build            # build if missing or stale
+    python -m infra.layers_build --check    # exit 1 if missing or stale, build nothing
+    python -m infra.layers_build --force    # rebuild
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+# The newest Python runtime the CDK offers (infra/lambda_function.py uses the same one; a test
+# checks it is still the newest after a CDK upgrade). Lambda runs the functions on Graviton.
+PYTHON_VERSION = "3.14"
+PLATFORM = "manylinux2014_aarch64"
+
+# Imported by the functions and not provided by the Lambda runtime (which brings boto3).
+# PyJWT, werkzeug and moto serve the local run only and never reach Lambda.
+DEPS_DISTRIBUTIONS = ("pydantic", "aws-lambda-powertools")
+
+ROOT = Path(__file__).resolve().parent.parent
+CORE_LAYER_DIR = ROOT / "layers" / "core"
+DEPS_LAYER_DIR = ROOT / "build" / "layers" / "deps"
+DEPS_STAMP = ROOT / "build" / "layers" / "deps.json"
+
+
+def requirements() -> list[str]:
+    """The layer's requirements, pinned to the versions this virtualenv runs."""
+    pinned = []
+    for name in DEPS_DISTRIBUTIONS:
+        try:
+            pinned.append(f"{name}=={metadata.version(name)}")
+        except metadata.PackageNotFoundError:
+            pinned.append(name)
+    return pinned
+
+
+def build_inputs() -> dict[str, Any]:
+    return {"python_version": PYTHON_VERSION, "platform": PLATFORM, "requirements": requirements()}
+
+
+def is_current(layer_dir: Path = DEPS_LAYER_DIR, stamp: Path = DEPS_STAMP) -> bool:
+    if not (layer_dir / "python").is_dir() or not stamp.is_file():
+        return False
+    try:
+        return bool(json.loads(stamp.read_text()) == build_inputs())
+    except ValueError:
+        return False
+
+
+def pip_command(target: Path) -> list[str]:
+    return [
+        sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+        "--platform", PLATFORM, "--implementation", "cp", "--python-version", PYTHON_VERSION,
+        "--only-binary=:all:", "--no-compile", "--target", str(target / "python"),
+        *requirements(),
+    ]  # fmt: skip
+
+
+def build(*, force: bool = False, layer_dir: Path = DEPS_LAYER_DIR, stamp: Path = DEPS_STAMP) -> bool:
+    """Build the layer unless it is current. Returns whether it built."""
+    if not force and is_current(layer_dir, stamp):
+        return False
+    layer_dir.parent.mkdir(parents=True, exist_ok=True)
+    # Build beside the target and swap it in, so an interrupted build never leaves half a layer.
+    with tempfile.TemporaryDirectory(dir=layer_dir.parent, prefix=".deps-") as scratch:
+        fresh = Path(scratch) / "layer"
+        subprocess.run(pip_command(fresh), check=True)
+        # Console scripts are useless in a layer (and name the build machine's interpreter).
+        shutil.rmtree(fresh / "python" / "bin", ignore_errors=True)
+        if layer_dir.exists():
+            shutil.rmtree(layer_dir)
+        fresh.rename(layer_dir)
+    stamp.write_text(json.dumps(build_inputs(), indent=2) + "\n")
+    return True
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--force", action="store_true", help="rebuild even if the layer is current")
+    parser.add_argument("--check", action="store_true", help="only check; exit 1 if missing or stale")
+    args = parser.parse_args(argv)
+    relative = DEPS_LAYER_DIR.relative_to(ROOT)
+    if args.check:
+        current = is_current()
+        print(f"{relative}: {'current' if current else 'missing or stale'}")
+        return 0 if current else 1
+    built = build(force=args.force)
+    print(f"{relative}: {'built' if built else 'current, not rebuilt'} ({', '.join(requirements())})")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,278 @@
+"""The rebuild workflow (ADR 9): a Step Functions state machine from workflows/rebuild.asl.json, its
+worker function, and the bucket the events table is exported to.
+
+The state machine exports the events table to `rebuilds/<id>/export` (DynamoDB writes the files
+with the state machine role's credentials), shuffles the export's files with a Distributed Map
+(child workflow executions of this state machine) and calls the worker for every other step.
+The definition is the one file the local run uses too: the stack only fills its placeholders.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+from aws_cdk import ArnFormat, Duration, RemovalPolicy, Stack
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_stepfunctions as sfn
+from constructs import Construct, IConstruct
+
+from infra.dynamodb import CONTROL_ACTIONS, REBUILD_ACTIONS, grant
+from infra.lambda_function import PythonFunction
+from infra.layers import Layers
+from infra.nag import IAM5_ANY_RESOURCE, acknowledge
+from infra.settings import Settings
+from infra.workflow import ASL_FILE, placeholders
+from orders_core.tables import EVENTS, PROJECTIONS_CONTROL, TableSpec
+
+# Everything a run writes lives under this prefix: rebuilds/<id>/export (DynamoDB's export) and
+# rebuilds/<id>/buckets (the shuffle), see orders_core.rebuild.steps.
+PREFIX = "rebuilds/"
+# Retire deletes a successful run's objects; a failed run's stay for inspection this long.
+SCRATCH_EXPIRY = Duration.days(7)
+ACCESS_LOG_EXPIRY = Duration.days(365)
+# The worker's settings (orders_core.bootstrap.rebuild_steps).
+EXPORT_POLL_SECONDS = 30
+# Longer than the query function caches the active generation (1 s), with room for slow readers.
+RETIRE_DELAY_SECONDS = 10
+WORKER_TIMEOUT = Duration.minutes(15)
+WORKER_MEMORY_MB = 1024
+
+LOG_DELIVERY_REASON = (
+    "Step Functions' logging to CloudWatch Logs needs the logs:*LogDelivery*, PutResourcePolicy, "
+    "DescribeResourcePolicies and DescribeLogGroups actions, which support no resource-level "
+    "permissions ('*' only); added by the CDK for LogOptions."
+)
+SFN_XRAY_REASON = (
+    "X-Ray's PutTraceSegments, PutTelemetryRecords, GetSamplingRules and GetSamplingTargets support "
+    "no resource-level permissions ('*' only); added by tracing_enabled."
+)
+
+
+class Rebuild(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        settings: Settings,
+        layers: Layers,
+        events: dynamodb.ITable,
+        control: dynamodb.ITable,
+        read_tables: Mapping[TableSpec, dynamodb.ITable],
+        definition_file: Path = ASL_FILE,
+    ) -> None:
+        super().__init__(scope, construct_id)
+
+        # -- the export bucket ---------------------------------------------------------------------
+        # Who read or wrote the exports (a full copy of the event log) is recorded in S3 server
+        # access logs. Both buckets are kept when the stack goes, without auto-delete: the access
+        # logs are the audit trail of those copies and outlive the stack, and the exports expire by
+        # themselves (lifecycle rule below). Auto-delete would also add a custom-resource function
+        # allowed to delete every object in the bucket.
+        self.access_logs = s3.Bucket(
+            self,
+            "AccessLogs",
+            encryption=s3.BucketEncryption.S3_MANAGED,  # log delivery supports SSE-S3 only
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            enforce_ssl=True,
+            removal_policy=RemovalPolicy.RETAIN,
+            lifecycle_rules=[s3.LifecycleRule(id="ExpireAccessLogs", expiration=ACCESS_LOG_EXPIRY)],
+        )
+        # (cdk-nag's S1 accepts a bucket that is itself a server access log destination.)
+        self.bucket = s3.Bucket(
+            self,
+            "Exports",
+            # SSE-S3: DynamoDB's export and the worker need no KMS grants; with a customer key every
+            # writer (including DynamoDB, through the state machine role) would need kms permissions.
+            encryption=s3.BucketEncryption.S3_MANAGED,
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            enforce_ssl=True,
+            removal_policy=RemovalPolicy.RETAIN,
+            server_access_logs_bucket=self.access_logs,
+            server_access_logs_prefix="exports/",
+            lifecycle_rules=[
+                s3.LifecycleRule(
+                    id="ExpireRebuildScratch",
+                    prefix=PREFIX,
+                    expiration=SCRATCH_EXPIRY,
+                    abort_incomplete_multipart_upload_after=Duration.days(1),
+                )
+            ],
+        )
+        scratch_objects = self.bucket.arn_for_objects(f"{PREFIX}*")
+        scratch_reason = (
+            f"Scoped to the export bucket's {PREFIX} prefix, where each run writes under its own "
+            "rebuilds/<id>/ (export files from DynamoDB, shuffle buckets): object keys are created "
+            "per run, so they can only be named by prefix."
+        )
+
+        # -- the worker ----------------------------------------------------------------------------
+        environment = {
+            EVENTS.env_var: events.table_name,
+            PROJECTIONS_CONTROL.env_var: control.table_name,
+            "REBUILD_BUCKET": self.bucket.bucket_name,
+            "REBUILD_EXPORT_POLL_SECONDS": str(EXPORT_POLL_SECONDS),
+            "REBUILD_RETIRE_DELAY_SECONDS": str(RETIRE_DELAY_SECONDS),
+        }
+        environment.update({spec.env_var: table.table_name for spec, table in read_tables.items()})
+        self.worker = PythonFunction(
+            self,
+            "Worker",
+            package="rebuild_worker",
+            description="Rebuild workflow steps: claim, shuffle, apply, verify, catch up, switch, retire",
+            layers=layers.all,
+            environment=environment,
+            log_retention=settings.log_retention,
+            timeout=WORKER_TIMEOUT,
+            memory_size=WORKER_MEMORY_MB,
+        )
+        worker_role = self.worker.role
+        # The events table: the catch-up marker commit (conditional PutItem) and the projections'
+        # gap fill (GetItem, Query). Nothing else: no update, no delete, no batch write.
+        grant(worker_role, events, EVENTS, ["dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:Query"])
+        # Any read model (the run's projection is chosen at run time): applying the new generation,
+        # then deleting the old one (Scan + BatchWriteItem) on retire, or the partial one on abandon.
+        for spec, table in read_tables.items():
+            grant(worker_role, table, spec, REBUILD_ACTIONS)
+        grant(worker_role, control, PROJECTIONS_CONTROL, CONTROL_ACTIONS)
+        worker_role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["s3:ListBucket"],
+                resources=[self.bucket.bucket_arn],
+                conditions={"StringLike": {"s3:prefix": [f"{PREFIX}*"]}},
+            )
+        )
+        worker_role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["s3:GetObject", "s3:PutObject", "s3:DeleteObject"], resources=[scratch_objects]
+            )
+        )
+        acknowledge(
+            worker_role,
+            f"AwsSolutions-IAM5[Resource::<{self._ref(self.bucket)}.Arn>/{PREFIX}*]",
+            scratch_reason,
+        )
+
+        # -- the state machine ---------------------------------------------------------------------
+        definition = definition_file.read_text()
+        substitutions = {
+            "RebuildWorkerArn": self.worker.function.function_arn,
+            "EventsTableArn": events.table_arn,
+            "ExportBucket": self.bucket.bucket_name,
+        }
+        if placeholders(definition) != set(substitutions):
+            raise ValueError(
+                f"{definition_file} has placeholders {sorted(placeholders(definition))}; the stack "
+                f"fills {sorted(substitutions)}: make them agree in infra/rebuild.py"
+            )
+        # Vended-logs prefix: Step Functions then needs no entry per log group in the account's
+        # CloudWatch Logs resource policy (which is limited in size).
+        self.log_group = logs.LogGroup(
+            self,
+            "Logs",
+            log_group_name=f"/aws/vendedlogs/states/orders-{settings.stage}-rebuild",
+            retention=settings.log_retention,
+            removal_policy=RemovalPolicy.DESTROY,
+        )
+        self.state_machine = sfn.StateMachine(
+            self,
+            "StateMachine",
+            comment="Rebuild one read model into a new generation (workflows/rebuild.asl.json)",
+            definition_body=sfn.DefinitionBody.from_file(str(definition_file)),
+            definition_substitutions=substitutions,
+            state_machine_type=sfn.StateMachineType.STANDARD,
+            tracing_enabled=True,
+            logs=sfn.LogOptions(
+                destination=self.log_group, level=sfn.LogLevel.ALL, include_execution_data=True
+            ),
+        )
+        role = self.state_machine.role
+        # Every Task that calls Lambda calls the worker, by its unqualified ARN: nothing else.
+        self.state_machine.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["lambda:InvokeFunction"], resources=[self.worker.function.function_arn]
+            )
+        )
+        # ExportEvents / DescribeExport (aws-sdk integrations, the role's own credentials).
+        self.state_machine.add_to_role_policy(
+            iam.PolicyStatement(actions=["dynamodb:ExportTableToPointInTime"], resources=[events.table_arn])
+        )
+        self.state_machine.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["dynamodb:DescribeExport"], resources=[f"{events.table_arn}/export/*"]
+            )
+        )
+        # DynamoDB writes the export with the caller's credentials: these on the run's prefix.
+        self.state_machine.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["s3:PutObject", "s3:AbortMultipartUpload", "s3:PutObjectAcl"],
+                resources=[scratch_objects],
+            )
+        )
+        # The Distributed Map's ItemReader (s3:listObjectsV2 on the export prefix).
+        self.state_machine.add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["s3:ListBucket"],
+                resources=[self.bucket.bucket_arn],
+                conditions={"StringLike": {"s3:prefix": [f"{PREFIX}*"]}},
+            )
+        )
+        acknowledge(role, IAM5_ANY_RESOURCE, f"{LOG_DELIVERY_REASON} {SFN_XRAY_REASON}")
+        acknowledge(
+            role, f"AwsSolutions-IAM5[Resource::<{self._ref(self.bucket)}.Arn>/{PREFIX}*]", scratch_reason
+        )
+        acknowledge(
+            role,
+            f"AwsSolutions-IAM5[Resource::<{self._ref(events)}.Arn>/export/*]",
+            "DescribeExport takes the export's ARN, <events table ARN>/export/<export id>, and the id is "
+            "created by each ExportTableToPointInTime call: only the events table's exports are named.",
+        )
+
+        # The Distributed Map runs its iterations as child workflow executions of this state
+        # machine (<name>/<map run>:<id>): the parent starts, describes and stops them. In a
+        # policy of its own (as the CDK does for DistributedMap), because it names the state
+        # machine, which itself depends on its role's default policy.
+        stack = Stack.of(self)
+        executions = [
+            stack.format_arn(
+                service="states",
+                resource="execution",
+                resource_name=f"{self.state_machine.state_machine_name}{suffix}",
+                arn_format=ArnFormat.COLON_RESOURCE_NAME,
+            )
+            for suffix in (":*", "/*")
+        ]
+        self.executions_policy = iam.Policy(
+            self,
+            "ExecutionsPolicy",
+            statements=[
+                iam.PolicyStatement(
+                    actions=["states:StartExecution"], resources=[self.state_machine.state_machine_arn]
+                ),
+                iam.PolicyStatement(
+                    actions=["states:DescribeExecution", "states:StopExecution"], resources=executions
+                ),
+            ],
+        )
+        role.attach_inline_policy(self.executions_policy)
+        for suffix in (":*", "/*"):
+            acknowledge(
+                self.executions_policy,
+                "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:states:<AWS::Region>:<AWS::AccountId>:"
+                f"execution:<{self._ref(self.state_machine)}.Name>{suffix}]",
+                "Execution ARNs end in ids Step Functions generates (this state machine's executions and "
+                "the Distributed Map's child executions, <name>/<map run>:<id>): only this state "
+                "machine's executions are named.",
+            )
+
+    def _ref(self, construct: IConstruct) -> str:
+        """The logical id cdk-nag shows for a construct's resource in a finding."""
+        element = construct.node.default_child
+        assert element is not None
+        logical_id = Stack.of(self).resolve(element.logical_id)  # type: ignore[attr-defined]
+        assert isinstance(logical_id, str)
+        return logical_id

@@ -1,0 +1,129 @@
+"""Customer summary, for mobile clients: open orders, last order and lifetime spend in one small row.
+
+Added after the others without touching the write side: registered, backfilled by a rebuild,
+then it follows the stream like every projection.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from decimal import Decimal
+from typing import Any
+
+from orders_core.domain.orders import ItemAdded, OrderCancelled, OrderPlaced, OrderShipped
+from orders_core.envelope import Commit
+from orders_core.projections.base import ORDER_PREFIX, Fact, facts, fail_all, group_by
+from orders_core.projections.contributions import (
+    SUMMARY,
+    Contribution,
+    FirstCommits,
+    apply_contributions,
+    revision,
+)
+from orders_core.readmodels.port import ReadStore, Row
+from orders_core.store.port import EventStore
+
+NAME = "customer_summary"
+OPEN_ORDERS_SHOWN = 10
+CENT = Decimal("0.01")
+
+
+def contribution(fact: Fact) -> Contribution | None:
+    """The pure projection of one event onto its order's share of the customer's summary.
+
+    Status is kept as flags, not a value, so that commits applied in any order agree."""
+    event = fact.event
+    result = Contribution()
+    if isinstance(event, OrderPlaced):
+        result.fields.update(placed=True, order_id=event.order_id, placed_at=fact.envelope.recorded_at)
+        result.bump("total", sum((i.unit_price * i.quantity for i in event.items), Decimal("0")))
+    elif isinstance(event, ItemAdded):
+        result.bump("total", event.unit_price * event.quantity)
+    elif isinstance(event, OrderShipped):
+        result.fields["shipped"] = True
+    elif isinstance(event, OrderCancelled):
+        result.fields["cancelled"] = True
+    else:
+        return None
+    return result
+
+
+def _status(row: Row) -> str:
+    return "cancelled" if row.get("cancelled") else "shipped" if row.get("shipped") else "placed"
+
+
+def summarize(customer_id: str, rows: Sequence[Row]) -> dict[str, Any]:
+    orders = [row for row in rows if row["sk"] != SUMMARY and row.get("placed")]
+    newest_first = sorted(orders, key=lambda row: (str(row["placed_at"]), str(row["order_id"])), reverse=True)
+    open_orders = [row for row in newest_first if _status(row) == "placed"]
+    spend = sum((Decimal(row.get("total", 0)) for row in orders if _status(row) != "cancelled"), Decimal("0"))
+    last = newest_first[0] if newest_first else None
+    return {
+        "customer_id": customer_id,
+        "order_count": len(orders),
+        "open_order_count": len(open_orders),
+        "open_orders": [str(row["order_id"]) for row in open_orders[:OPEN_ORDERS_SHOWN]],
+        "last_order": None
+        if last is None
+        else {
+            "order_id": str(last["order_id"]),
+            "placed_at": str(last["placed_at"]),
+            "status": _status(last),
+            "total_amount": str(Decimal(last.get("total", 0)).quantize(CENT)),
+        },
+        "lifetime_spend": str(spend.quantize(CENT)),
+    }
+
+
+class CustomerSummary:
+    name = NAME
+
+    def __init__(self, store: ReadStore, events: EventStore, generation: int = 1) -> None:
+        self._store = store
+        self._generation = generation
+        self._first_commits = FirstCommits(events)
+
+    def _partition(self, customer_id: str) -> str:
+        return f"{self._generation}#{customer_id}"
+
+    def process(self, commits: Sequence[Commit]) -> dict[int, Exception]:
+        failures: dict[int, Exception] = {}
+        touched: dict[str, list[tuple[int, Commit]]] = {}
+        groups = group_by(commits, lambda c: c.stream_id if c.stream_id.startswith(ORDER_PREFIX) else None)
+        for stream_id, members in groups.items():
+            by_version: dict[int, Contribution] = {}
+            for _, commit in members:
+                for fact in facts(commit):
+                    part = contribution(fact)
+                    if part is not None:
+                        by_version.setdefault(commit.first_version, Contribution()).add(part)
+            if not by_version:
+                continue
+            try:
+                placed = facts(self._first_commits.of(stream_id, [c for _, c in members]))[0].event
+                if not isinstance(placed, OrderPlaced):
+                    raise LookupError(f"{stream_id} does not start with OrderPlaced")
+                key = (self._partition(placed.customer_id), f"order#{placed.order_id}")
+                apply_contributions(self._store, key, by_version)
+                touched.setdefault(placed.customer_id, []).extend(members)
+            except Exception as error:
+                fail_all(failures, members, error)
+        for customer_id, members in touched.items():
+            try:
+                self.refresh(customer_id)
+            except Exception as error:
+                fail_all(failures, members, error)
+        return failures
+
+    def refresh(self, customer_id: str) -> None:
+        rows = self._store.query_partition(self._partition(customer_id))
+        summary = json.dumps(summarize(customer_id, rows))
+        self._store.put_if_newer(
+            (self._partition(customer_id), SUMMARY), {"doc": summary}, version=revision(rows)
+        )
+
+    def get(self, customer_id: str) -> dict[str, Any] | None:
+        key = (self._partition(customer_id), SUMMARY)
+        row = self._store.get_many([key]).get(key)
+        return {**json.loads(row["doc"]), "revision": int(row["version"])} if row else None

@@ -1,0 +1,73 @@
+"""Object storage for export files and shuffle buckets: the S3 port and its adapters."""
+
+from __future__ import annotations
+
+import threading
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3.client import S3Client
+
+
+class ObjectStore(Protocol):
+    def put(self, key: str, body: bytes) -> None: ...
+
+    def get(self, key: str) -> bytes: ...
+
+    def list(self, prefix: str) -> list[str]:
+        """Keys under `prefix`, in key order."""
+        ...
+
+    def delete_prefix(self, prefix: str) -> int: ...
+
+
+class InMemoryObjectStore:
+    def __init__(self) -> None:
+        self._objects: dict[str, bytes] = {}
+        self._lock = threading.Lock()
+
+    def put(self, key: str, body: bytes) -> None:
+        with self._lock:
+            self._objects[key] = bytes(body)
+
+    def get(self, key: str) -> bytes:
+        with self._lock:
+            return self._objects[key]
+
+    def list(self, prefix: str) -> list[str]:
+        with self._lock:
+            return sorted(key for key in self._objects if key.startswith(prefix))
+
+    def delete_prefix(self, prefix: str) -> int:
+        with self._lock:
+            doomed = [key for key in self._objects if key.startswith(prefix)]
+            for key in doomed:
+                del self._objects[key]
+        return len(doomed)
+
+
+class S3ObjectStore:
+    def __init__(self, client: S3Client, bucket: str) -> None:
+        self._client = client
+        self._bucket = bucket
+
+    def put(self, key: str, body: bytes) -> None:
+        self._client.put_object(Bucket=self._bucket, Key=key, Body=body)
+
+    def get(self, key: str) -> bytes:
+        return self._client.get_object(Bucket=self._bucket, Key=key)["Body"].read()
+
+    def list(self, prefix: str) -> list[str]:
+        keys: list[str] = []
+        for page in self._client.get_paginator("list_objects_v2").paginate(
+            Bucket=self._bucket, Prefix=prefix
+        ):
+            keys.extend(item["Key"] for item in page.get("Contents", []) if "Key" in item)
+        return sorted(keys)
+
+    def delete_prefix(self, prefix: str) -> int:
+        keys = self.list(prefix)
+        for start in range(0, len(keys), 1000):
+            chunk = keys[start : start + 1000]
+            self._client.delete_objects(Bucket=self._bucket, Delete={"Objects": [{"Key": k} for k in chunk]})
+        return len(keys)

@@ -1,0 +1,206 @@
+"""Operator commands: `orders rebuild`, `orders rebuilds`, `orders projections`.
+
+They talk to the admin API over HTTP, so the same commands work against `orders serve` and a
+deployed stack (`--api https://... --token "$TOKEN"`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+import urllib.error
+import urllib.request
+from typing import Any, TextIO
+
+from orders_local.tokens import issue_token, load_or_create_secret
+
+DEFAULT_API = "http://127.0.0.1:8000"
+PHASES = ("starting", "exporting", "shuffling", "applying", "catching_up", "retiring", "done")
+
+
+class ApiError(Exception):
+    pass
+
+
+class AdminClient:
+    def __init__(self, api: str, token: str) -> None:
+        self._api = api.rstrip("/")
+        self._token = token
+        self._opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+    def call(self, method: str, path: str, body: Any = None) -> Any:
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(f"{self._api}{path}", data=data, method=method)
+        request.add_header("Authorization", f"Bearer {self._token}")
+        if data is not None:
+            request.add_header("Content-Type", "application/json")
+        try:
+            with self._opener.open(request, timeout=30) as reply:
+                return json.loads(reply.read())
+        except urllib.error.HTTPError as error:
+            try:
+                problem = json.loads(error.read())
+                detail = problem.get("detail") or problem.get("message") or problem
+            except ValueError:
+                detail = error.reason
+            raise ApiError(f"{method} {path}: {error.code} {detail}") from None
+        except urllib.error.URLError as error:
+            raise ApiError(f"cannot reach {self._api}: {error.reason} (is 'orders serve' running?)") from None
+
+
+def add_commands(commands: Any) -> None:
+    def common(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--api", default=DEFAULT_API, help="API base URL (default: %(default)s)")
+        parser.add_argument(
+            "--token",
+            help="an operator's bearer token (default: mint a local one, as 'orders token --operator')",
+        )
+
+    rebuild = commands.add_parser(
+        "rebuild",
+        help="rebuild a read model from the event log",
+        description=(
+            "Start the rebuild workflow for one projection (export the events table, rebuild into a new "
+            "generation, catch up, switch readers, drop the old generation) and show its progress until it "
+            "ends. Readers keep the current generation until the switch; a failed run changes nothing."
+        ),
+    )
+    rebuild.add_argument("projection", help="customer_orders, sales_analytics, inventory or customer_summary")
+    rebuild.add_argument("--no-wait", action="store_true", help="start it and return at once")
+    rebuild.add_argument("--timeout", type=float, default=3600, help="give up waiting after so many seconds")
+    common(rebuild)
+
+    runs = commands.add_parser(
+        "rebuilds", help="list rebuild runs, newest first", description="List rebuild runs."
+    )
+    common(runs)
+
+    projections = commands.add_parser(
+        "projections",
+        help="list read models with their active generation and lag",
+        description="List every registered projection: the generation readers use, a running rebuild, lag.",
+    )
+    common(projections)
+
+
+def run(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
+    token = args.token or issue_token("operator", operator=True, secret=load_or_create_secret())
+    client = AdminClient(args.api, token)
+    try:
+        if args.command == "rebuild":
+            return _rebuild(client, args, out)
+        if args.command == "rebuilds":
+            return _list_runs(client, out)
+        return _list_projections(client, out)
+    except ApiError as error:
+        print(f"orders {args.command}: {error}", file=sys.stderr)
+        return 1
+
+
+def _bar(done: int, total: int | None, width: int = 30) -> str:
+    if not total:
+        return "[" + " " * width + "]"
+    filled = min(width, round(width * done / total))
+    return "[" + "#" * filled + "." * (width - filled) + f"] {100 * done // total:3d}%"
+
+
+def progress_line(run: dict[str, Any]) -> str:
+    phase = run.get("phase", "?")
+    step = PHASES.index(phase) + 1 if phase in PHASES else 0
+    exported = int(run.get("events_exported") or 0)
+    processed = int(run.get("events_processed") or 0)
+    files = f"files {run.get('files_processed', 0)}" + (
+        f"/{run['files_total']}" if run.get("files_total") else ""
+    )
+    return (
+        f"{phase:<12} step {step}/{len(PHASES)} {_bar(processed, exported or None)} "
+        f"{files}, events {processed:,}/{exported:,} exported, generation {run.get('generation') or '-'}"
+    )
+
+
+def _rebuild(client: AdminClient, args: argparse.Namespace, out: TextIO) -> int:
+    started = client.call("POST", "/admin/rebuilds", {"projection": args.projection})
+    rebuild_id = started["rebuild_id"]
+    print(f"Rebuild {rebuild_id} of {args.projection} started.", file=out, flush=True)
+    if args.no_wait:
+        return 0
+    interactive = out.isatty()
+    deadline = time.monotonic() + args.timeout
+    last = ""
+    while True:
+        run = client.call("GET", f"/admin/rebuilds/{rebuild_id}")
+        line = progress_line(run)
+        if line != last:
+            # On a terminal the line redraws itself; in logs each change is its own line.
+            print(
+                ("\r" + line.ljust(110)) if interactive else line,
+                end="" if interactive else "\n",
+                file=out,
+                flush=True,
+            )
+            last = line
+        if run["status"] != "RUNNING":
+            break
+        if time.monotonic() > deadline:
+            print(f"\nstill running after {args.timeout:.0f}s; follow it with 'orders rebuilds'", file=out)
+            return 2
+        time.sleep(0.5)
+    if interactive:
+        print(file=out)
+    if run["status"] == "SUCCEEDED":
+        print(
+            f"Succeeded: generation {run['generation']} is active, {run['events_processed']:,} events "
+            f"from {run.get('files_processed', 0)} export files.",
+            file=out,
+        )
+        return 0
+    print(
+        f"Failed: {run.get('error')}. Readers still use generation {run.get('previous_generation')}.",
+        file=out,
+    )
+    return 1
+
+
+def _table(rows: list[list[str]], out: TextIO) -> None:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print(
+            "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip(), file=out
+        )
+
+
+def _list_runs(client: AdminClient, out: TextIO) -> int:
+    runs = client.call("GET", "/admin/rebuilds")["rebuilds"]
+    if not runs:
+        print("No rebuilds yet.", file=out)
+        return 0
+    rows = [["REBUILD", "PROJECTION", "STATUS", "PHASE", "GENERATION", "EVENTS", "STARTED", "ERROR"]]
+    for r in runs:
+        rows.append(
+            [
+                r["rebuild_id"],
+                r["projection"],
+                r["status"],
+                r["phase"],
+                str(r.get("generation") or "-"),
+                f"{r.get('events_processed', 0):,}",
+                r["started_at"][:19],
+                (r.get("error") or "")[:60],
+            ]
+        )
+    _table(rows, out)
+    return 0
+
+
+def _list_projections(client: AdminClient, out: TextIO) -> int:
+    projections = client.call("GET", "/admin/projections")["projections"]
+    rows = [["PROJECTION", "ACTIVE GENERATION", "BUILDING", "LAG", "LAST BATCH"]]
+    for p in projections:
+        lag = "-" if p["lag_ms"] is None else f"{p['lag_ms'] / 1000:.1f}s"
+        last = "-" if p["last_batch_seconds_ago"] is None else f"{p['last_batch_seconds_ago']}s ago"
+        building = f"{p['building_generation']} ({p['rebuild_id']})" if p["building_generation"] else "-"
+        rows.append([p["projection"], str(p["active_generation"]), building, lag, last])
+    _table(rows, out)
+    return 0

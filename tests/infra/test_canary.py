@@ -1,0 +1,145 @@
+"""Canary: each function's handler imports the way Lambda would import it.
+
+Lambda's Python path is the function's code (/var/task), the layers' `python/` directories
+(/opt/python) and the runtime (standard library + boto3). The test rebuilds exactly that from
+the synthesized assets in a temp dir and imports `<package>.handler` in a fresh interpreter that
+sees nothing else: not the repo's sources, not the virtualenv. A module the handler needs that is
+missing from its asset or the layers (or PyJWT/moto/werkzeug sneaking in) fails here, not in AWS.
+
+The dependencies layer holds arm64 binaries for the runtime's Python. On a machine that can load
+them they are used as they are; elsewhere the same distributions at the same versions are taken
+from the virtualenv, one by one, as the layer lists them.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import shutil
+import subprocess
+import sys
+import sysconfig
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from infra import layers_build
+from tests.infra.helpers import Synthesized
+
+REPO = Path(__file__).resolve().parents[2]
+# What the Lambda Python runtime brings besides the standard library.
+RUNTIME_DISTRIBUTIONS = ("boto3", "botocore", "s3transfer", "jmespath", "python-dateutil", "six", "urllib3")
+LOCAL_ONLY = ("moto", "jwt", "werkzeug", "orders_local", "flask")
+PACKAGES = ("command_api", "query_api", "projections", "admin_api", "rebuild_worker")
+
+_PROBE = """
+import importlib, json, sys, time
+sys.path[:0] = json.loads(sys.argv[1])
+started = time.perf_counter()
+module = importlib.import_module(sys.argv[2] + ".handler")
+elapsed = time.perf_counter() - started
+assert callable(module.lambda_handler)
+files = {name: getattr(m, "__file__", None) for name, m in list(sys.modules.items())}
+print(json.dumps({"files": files, "seconds": elapsed}))
+"""
+
+
+def _site_packages() -> Path:
+    return Path(sysconfig.get_paths()["purelib"])
+
+
+def _top_level_names(distribution: str) -> set[str]:
+    dist = metadata.distribution(distribution)
+    names = set()
+    for file in dist.files or []:
+        top = file.parts[0]
+        if top.endswith((".dist-info", ".data")) or top in ("..", "__pycache__", "bin"):
+            continue
+        names.add(top[:-3] if top.endswith(".py") else top)
+    return names
+
+
+def _link_from_venv(names: set[str], target: Path) -> None:
+    target.mkdir(parents=True, exist_ok=True)
+    site = _site_packages()
+    for name in sorted(names):
+        source = site / name if (site / name).exists() else site / f"{name}.py"
+        assert source.exists(), f"{name} is not installed in the virtualenv"
+        (target / source.name).symlink_to(source)
+
+
+def _layer_loads_here() -> bool:
+    return platform.machine() in ("aarch64", "arm64") and (
+        f"{sys.version_info.major}.{sys.version_info.minor}" == layers_build.PYTHON_VERSION
+    )
+
+
+def _deps_for_this_machine(layer_python: Path, target: Path) -> Path:
+    """The dependencies layer's contents at the same versions, loadable by this interpreter."""
+    if _layer_loads_here():
+        return layer_python
+    names = set()
+    for info in layer_python.glob("*.dist-info"):
+        distribution, version = info.name[: -len(".dist-info")].rsplit("-", 1)
+        assert metadata.version(distribution) == version, f"layer has {distribution} {version}"
+        names |= _top_level_names(distribution)
+    _link_from_venv(names, target)
+    return target
+
+
+def _lambda_view(synthesized: Synthesized, package: str, root: Path) -> tuple[list[str], dict[str, str]]:
+    functions = synthesized.of_type("AWS::Lambda::Function")
+    logical_id, function = next(
+        (k, v) for k, v in functions.items() if v["Properties"]["Handler"].startswith(f"{package}.")
+    )
+    task = root / "var" / "task"
+    shutil.copytree(synthesized.asset_dir(logical_id), task)
+    opt = root / "opt"
+    deps_layer = synthesized.logical_id(synthesized.stack.layers.deps)
+    for ref in function["Properties"]["Layers"]:
+        if ref["Ref"] != deps_layer:
+            shutil.copytree(synthesized.asset_dir(ref["Ref"]), opt, dirs_exist_ok=True)
+    deps = _deps_for_this_machine(synthesized.asset_dir(deps_layer) / "python", root / "deps")
+    runtime = root / "runtime"
+    _link_from_venv(set().union(*(_top_level_names(d) for d in RUNTIME_DISTRIBUTIONS)), runtime)
+
+    environment = {
+        name: value if isinstance(value, str) else f"canary-{name.lower()}"
+        for name, value in function["Properties"]["Environment"]["Variables"].items()
+    }
+    environment.update(
+        AWS_REGION="us-east-1",
+        AWS_DEFAULT_REGION="us-east-1",
+        AWS_ACCESS_KEY_ID="canary",
+        AWS_SECRET_ACCESS_KEY="canary",
+        AWS_EC2_METADATA_DISABLED="true",
+        AWS_ENDPOINT_URL="http://127.0.0.1:9",  # any AWS call at import time fails fast
+        AWS_LAMBDA_FUNCTION_NAME=f"canary-{package}",
+        LAMBDA_TASK_ROOT=str(task),
+    )
+    return [str(task), str(opt / "python"), str(deps), str(runtime)], environment
+
+
+@pytest.mark.parametrize("package", PACKAGES)
+def test_handler_imports_as_on_lambda(synthesized: Synthesized, package: str, tmp_path: Path) -> None:
+    path, environment = _lambda_view(synthesized, package, tmp_path)
+    # -I: ignore PYTHON* variables and the user site; -S: no site module, so neither the
+    # virtualenv's site-packages nor the editable install's path hooks are on sys.path.
+    result = subprocess.run(
+        [sys.executable, "-I", "-S", "-c", _PROBE, json.dumps(path), package],
+        env=environment,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    report: dict[str, Any] = json.loads(result.stdout)
+    files: dict[str, str | None] = report["files"]
+
+    assert files[f"{package}.handler"] == str(tmp_path / "var/task" / package / "handler.py")
+    assert str(files["orders_core"]).startswith(str(tmp_path / "opt/python/orders_core"))
+    assert not [n for n in files if n.split(".")[0] in LOCAL_ONLY], "local-only packages imported"
+    assert not [f for f in files.values() if f and f.startswith(str(REPO))], "imported from the repo"

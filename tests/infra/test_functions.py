@@ -1,0 +1,100 @@
+"""Every function: newest Python on arm64, both layers, traced, JSON logs with retention, and a
+code asset holding its own package and nothing else."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from aws_cdk import aws_lambda as lambda_
+
+from infra import layers_build
+from infra.lambda_function import RUNTIME
+from infra.projections import registered_projections
+from tests.infra.helpers import Synthesized, references
+
+EXPECTED_PACKAGES = {
+    "command_api": 1,
+    "query_api": 1,
+    "admin_api": 1,
+    "rebuild_worker": 1,
+    "projections": len(registered_projections()),
+}
+
+
+def _functions(synthesized: Synthesized) -> dict[str, dict[str, Any]]:
+    return {k: v["Properties"] for k, v in synthesized.of_type("AWS::Lambda::Function").items()}
+
+
+def _python_version(runtime: lambda_.Runtime) -> tuple[int, ...]:
+    match = re.fullmatch(r"python(\d+)\.(\d+)", runtime.name)
+    assert match, runtime.name
+    return tuple(int(part) for part in match.groups())
+
+
+def test_runtime_is_the_newest_python_the_cdk_offers() -> None:
+    offered = [getattr(lambda_.Runtime, n) for n in dir(lambda_.Runtime) if n.startswith("PYTHON_3_")]
+    assert max(_python_version(r) for r in offered) == _python_version(RUNTIME)
+    assert RUNTIME.name == f"python{layers_build.PYTHON_VERSION}"
+
+
+def test_handlers_and_packages(synthesized: Synthesized) -> None:
+    handlers = [f["Handler"] for f in _functions(synthesized).values()]
+    packages = {h.split(".")[0] for h in handlers}
+    assert {p: sum(h.startswith(f"{p}.") for h in handlers) for p in packages} == EXPECTED_PACKAGES
+    assert all(h.endswith(".handler.lambda_handler") for h in handlers)
+
+
+def test_runtime_architecture_tracing_logging(synthesized: Synthesized, context: dict[str, Any]) -> None:
+    for function in _functions(synthesized).values():
+        assert function["Runtime"] == RUNTIME.name
+        assert function["Architectures"] == ["arm64"]
+        assert function["TracingConfig"] == {"Mode": "Active"}
+        logging = function["LoggingConfig"]
+        assert logging["LogFormat"] == "JSON"
+        ((log_group, _),) = references(logging["LogGroup"])
+        assert (
+            synthesized.resources[log_group]["Properties"]["RetentionInDays"] == context["logRetentionDays"]
+        )
+
+
+def test_every_function_has_both_layers(synthesized: Synthesized) -> None:
+    layers = synthesized.stack.layers
+    expected = sorted([synthesized.logical_id(layers.deps), synthesized.logical_id(layers.core)])
+    for function in _functions(synthesized).values():
+        # No file lives in both layers, so their order in /opt does not matter.
+        assert sorted(ref["Ref"] for ref in function["Layers"]) == expected
+    for layer in synthesized.of_type("AWS::Lambda::LayerVersion").values():
+        assert layer["Properties"]["CompatibleRuntimes"] == [RUNTIME.name]
+        assert layer["Properties"]["CompatibleArchitectures"] == ["arm64"]
+
+
+def test_code_asset_holds_only_its_own_package(synthesized: Synthesized) -> None:
+    for logical_id, function in _functions(synthesized).items():
+        package = function["Handler"].split(".")[0]
+        asset = synthesized.asset_dir(logical_id)
+        assert [p.name for p in asset.iterdir()] == [package]
+        files = [p.relative_to(asset).as_posix() for p in asset.rglob("*") if p.is_file()]
+        assert f"{package}/handler.py" in files
+        assert not [f for f in files if "__pycache__" in f or f.endswith(".pyc")]
+
+
+def test_core_layer_holds_only_the_shared_library(synthesized: Synthesized) -> None:
+    asset = synthesized.asset_dir(synthesized.logical_id(synthesized.stack.layers.core))
+    assert [p.name for p in asset.iterdir()] == ["python"]
+    assert [p.name for p in (asset / "python").iterdir()] == ["orders_core"]
+    assert not list(asset.rglob("__pycache__"))
+
+
+def test_dependencies_layer_holds_what_lambda_lacks_and_no_local_only_packages(
+    synthesized: Synthesized,
+) -> None:
+    asset = synthesized.asset_dir(synthesized.logical_id(synthesized.stack.layers.deps))
+    top_level = {p.name for p in (asset / "python").iterdir()}
+    assert {"pydantic", "pydantic_core", "aws_lambda_powertools"} <= top_level
+    # boto3 comes with the runtime; the rest serves the local run only.
+    assert not top_level & {"boto3", "botocore", "moto", "jwt", "werkzeug", "orders_core", "bin"}
+    # Built for Lambda (arm64, the runtime's Python), not for this machine.
+    major, minor = layers_build.PYTHON_VERSION.split(".")
+    binaries = [p.name for p in (asset / "python" / "pydantic_core").glob("*.so")]
+    assert binaries and all(f"cpython-{major}{minor}-aarch64-linux-gnu" in b for b in binaries), binaries
