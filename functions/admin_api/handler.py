@@ -150,4 +150,4 @@ def list_projections() -> Response[str]:
 
 @logger.inject_lambda_context(clear_state=True)
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    return web.handle(app, event, context)
+    return web.handle(app, event, context, logger=logger)

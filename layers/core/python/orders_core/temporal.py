@@ -17,7 +17,7 @@ from orders_core.command_service import loaded_from_snapshot
 from orders_core.domain.orders import ORDER
 from orders_core.envelope import Commit, format_timestamp
 from orders_core.projections.base import facts
-from orders_core.projections.customer_orders import LineView, OrderView, project
+from orders_core.projections.customer_orders import OrderView, project
 from orders_core.snapshots.port import Snapshot, SnapshotStore, SnapshotStoreError
 from orders_core.store.port import EventStore
 
@@ -65,7 +65,7 @@ def _view_from_snapshot(snapshot: Snapshot) -> OrderView | None:
         order_id=state.order_id,
         customer_id=state.customer_id,
         status=state.status,
-        items=tuple(LineView(line.product_id, line.quantity, line.unit_price) for line in state.lines),
+        items=state.lines,
         tracking_number=state.tracking_number,
         placed_at=loaded.first_recorded_at,
         version=loaded.version,

@@ -9,6 +9,7 @@ concurrent batches cannot double or lose anything.
 
 from __future__ import annotations
 
+import json
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -91,3 +92,28 @@ class FirstCommits:
             while len(self._known) > self._capacity:
                 self._known.popitem(last=False)
         return self._known[stream_id]
+
+
+class SummarizedPartitions:
+    """What the cross-stream read models share: one partition per entity (a day, a product, a
+    customer) holding contribution rows, and a summary row recomputed from them."""
+
+    def __init__(self, store: ReadStore, generation: int) -> None:
+        self._store = store
+        self._generation = generation
+
+    def _partition(self, entity: str) -> str:
+        return f"{self._generation}#{entity}"
+
+    def summarize(self, entity: str, rows: Sequence[Row]) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def refresh(self, entity: str) -> None:
+        rows = self._store.query_partition(self._partition(entity))
+        summary = json.dumps(self.summarize(entity, rows))
+        self._store.put_if_newer((self._partition(entity), SUMMARY), {"doc": summary}, version=revision(rows))
+
+    def get(self, entity: str) -> dict[str, Any] | None:
+        key = (self._partition(entity), SUMMARY)
+        row = self._store.get_many([key]).get(key)
+        return {**json.loads(row["doc"]), "revision": int(row["version"])} if row else None

@@ -8,7 +8,7 @@ from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Any
 
-from orders_core.domain.orders import ItemAdded, OrderCancelled, OrderPlaced, OrderShipped
+from orders_core.domain.orders import ItemAdded, OrderCancelled, OrderLine, OrderPlaced, OrderShipped
 from orders_core.envelope import Commit
 from orders_core.projections.base import ORDER_PREFIX, Fact, facts, fail_all, group_by
 from orders_core.readmodels.port import ReadStore, Row, VersionConflict
@@ -20,22 +20,11 @@ _ATTEMPTS = 3
 
 
 @dataclass(frozen=True)
-class LineView:
-    product_id: str
-    quantity: int
-    unit_price: Decimal
-
-    @property
-    def line_total(self) -> Decimal:
-        return self.unit_price * self.quantity
-
-
-@dataclass(frozen=True)
 class OrderView:
     order_id: str
     customer_id: str
     status: str
-    items: tuple[LineView, ...]
+    items: tuple[OrderLine, ...]
     tracking_number: str | None
     placed_at: str
     version: int
@@ -71,7 +60,8 @@ class OrderView:
             customer_id=data["customer_id"],
             status=data["status"],
             items=tuple(
-                LineView(i["product_id"], int(i["quantity"]), Decimal(i["unit_price"])) for i in data["items"]
+                OrderLine(i["product_id"], int(i["quantity"]), Decimal(i["unit_price"]))
+                for i in data["items"]
             ),
             tracking_number=data["tracking_number"],
             placed_at=data["placed_at"],
@@ -83,7 +73,7 @@ def project(view: OrderView | None, fact: Fact) -> OrderView | None:
     """The pure projection: (row, event) -> row."""
     event, version = fact.event, fact.envelope.version
     if isinstance(event, OrderPlaced):
-        lines = tuple(LineView(i.product_id, i.quantity, i.unit_price) for i in event.items)
+        lines = tuple(OrderLine(i.product_id, i.quantity, i.unit_price) for i in event.items)
         return OrderView(
             event.order_id, event.customer_id, "placed", lines, None, fact.envelope.recorded_at, version
         )
@@ -91,7 +81,7 @@ def project(view: OrderView | None, fact: Fact) -> OrderView | None:
         return None  # not reachable from a complete log: every order starts with OrderPlaced
     if isinstance(event, ItemAdded):
         view = replace(
-            view, items=(*view.items, LineView(event.product_id, event.quantity, event.unit_price))
+            view, items=(*view.items, OrderLine(event.product_id, event.quantity, event.unit_price))
         )
     elif isinstance(event, OrderCancelled):
         view = replace(view, status="cancelled")

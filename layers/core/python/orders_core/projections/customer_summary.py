@@ -6,7 +6,6 @@ then it follows the stream like every projection.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
@@ -18,8 +17,8 @@ from orders_core.projections.contributions import (
     SUMMARY,
     Contribution,
     FirstCommits,
+    SummarizedPartitions,
     apply_contributions,
-    revision,
 )
 from orders_core.readmodels.port import ReadStore, Row
 from orders_core.store.port import EventStore
@@ -76,16 +75,12 @@ def summarize(customer_id: str, rows: Sequence[Row]) -> dict[str, Any]:
     }
 
 
-class CustomerSummary:
+class CustomerSummary(SummarizedPartitions):
     name = NAME
 
     def __init__(self, store: ReadStore, events: EventStore, generation: int = 1) -> None:
-        self._store = store
-        self._generation = generation
+        super().__init__(store, generation)
         self._first_commits = FirstCommits(events)
-
-    def _partition(self, customer_id: str) -> str:
-        return f"{self._generation}#{customer_id}"
 
     def process(self, commits: Sequence[Commit]) -> dict[int, Exception]:
         failures: dict[int, Exception] = {}
@@ -116,14 +111,5 @@ class CustomerSummary:
                 fail_all(failures, members, error)
         return failures
 
-    def refresh(self, customer_id: str) -> None:
-        rows = self._store.query_partition(self._partition(customer_id))
-        summary = json.dumps(summarize(customer_id, rows))
-        self._store.put_if_newer(
-            (self._partition(customer_id), SUMMARY), {"doc": summary}, version=revision(rows)
-        )
-
-    def get(self, customer_id: str) -> dict[str, Any] | None:
-        key = (self._partition(customer_id), SUMMARY)
-        row = self._store.get_many([key]).get(key)
-        return {**json.loads(row["doc"]), "revision": int(row["version"])} if row else None
+    def summarize(self, entity: str, rows: Sequence[Row]) -> dict[str, Any]:
+        return summarize(entity, rows)

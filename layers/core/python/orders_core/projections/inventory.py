@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
@@ -11,7 +10,12 @@ from orders_core.domain.inventory import ReorderLevelSet, StockReceived
 from orders_core.domain.orders import InventoryReleased, InventoryReserved, OrderShipped
 from orders_core.envelope import Commit
 from orders_core.projections.base import ORDER_PREFIX, PRODUCT_PREFIX, Fact, facts, fail_all
-from orders_core.projections.contributions import SUMMARY, Contribution, apply_contributions, revision
+from orders_core.projections.contributions import (
+    SUMMARY,
+    Contribution,
+    SummarizedPartitions,
+    apply_contributions,
+)
 from orders_core.readmodels.port import ReadStore, Row
 from orders_core.store.port import EventStore
 
@@ -56,16 +60,11 @@ def summarize(product_id: str, rows: Sequence[Row]) -> dict[str, Any]:
     }
 
 
-class Inventory:
+class Inventory(SummarizedPartitions):
     name = NAME
 
     def __init__(self, store: ReadStore, events: EventStore, generation: int = 1) -> None:
-        self._store = store
-        self._events = events
-        self._generation = generation
-
-    def _partition(self, product_id: str) -> str:
-        return f"{self._generation}#{product_id}"
+        super().__init__(store, generation)
 
     def process(self, commits: Sequence[Commit]) -> dict[int, Exception]:
         failures: dict[int, Exception] = {}
@@ -117,14 +116,5 @@ class Inventory:
                 fail_all(failures, who, error)
         return failures
 
-    def refresh(self, product_id: str) -> None:
-        rows = self._store.query_partition(self._partition(product_id))
-        summary = summarize(product_id, rows)
-        self._store.put_if_newer(
-            (self._partition(product_id), SUMMARY), {"doc": json.dumps(summary)}, version=revision(rows)
-        )
-
-    def get(self, product_id: str) -> dict[str, Any] | None:
-        key = (self._partition(product_id), SUMMARY)
-        row = self._store.get_many([key]).get(key)
-        return {**json.loads(row["doc"]), "revision": int(row["version"])} if row else None
+    def summarize(self, entity: str, rows: Sequence[Row]) -> dict[str, Any]:
+        return summarize(entity, rows)

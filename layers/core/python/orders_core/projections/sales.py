@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
@@ -14,9 +13,9 @@ from orders_core.projections.contributions import (
     SUMMARY,
     Contribution,
     FirstCommits,
+    SummarizedPartitions,
     apply_contributions,
     counter_groups,
-    revision,
 )
 from orders_core.readmodels.port import ReadStore, Row
 from orders_core.store.port import EventStore
@@ -89,16 +88,12 @@ def summarize(day: str, rows: Sequence[Row]) -> dict[str, Any]:
     }
 
 
-class SalesAnalytics:
+class SalesAnalytics(SummarizedPartitions):
     name = NAME
 
     def __init__(self, store: ReadStore, events: EventStore, generation: int = 1) -> None:
-        self._store = store
-        self._generation = generation
+        super().__init__(store, generation)
         self._first_commits = FirstCommits(events)
-
-    def _partition(self, day: str) -> str:
-        return f"{self._generation}#{day}"
 
     def process(self, commits: Sequence[Commit]) -> dict[int, Exception]:
         failures: dict[int, Exception] = {}
@@ -123,13 +118,5 @@ class SalesAnalytics:
                 fail_all(failures, members, error)
         return failures
 
-    def refresh(self, day: str) -> None:
-        rows = self._store.query_partition(self._partition(day))
-        self._store.put_if_newer(
-            (self._partition(day), SUMMARY), {"doc": json.dumps(summarize(day, rows))}, version=revision(rows)
-        )
-
-    def get(self, day: str) -> dict[str, Any] | None:
-        key = (self._partition(day), SUMMARY)
-        row = self._store.get_many([key]).get(key)
-        return {**json.loads(row["doc"]), "revision": int(row["version"])} if row else None
+    def summarize(self, entity: str, rows: Sequence[Row]) -> dict[str, Any]:
+        return summarize(entity, rows)
