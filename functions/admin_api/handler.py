@@ -34,7 +34,7 @@ class StartRebuildBody(BaseModel):
 @dataclass
 class Admin:
     control: ControlStore
-    start_execution: Any  # (rebuild_id, input) -> execution arn
+    start_execution: Any  # (rebuild_id, input) -> execution arn; None where no workflow is deployed
 
 
 _admin: Admin | None = None
@@ -88,6 +88,13 @@ def start_rebuild(body: Annotated[StartRebuildBody, Body()]) -> Response[str]:
     if body.projection not in NAMES:
         raise InvalidCommand(f"unknown projection; known: {', '.join(NAMES)}", "projection")
     target = admin()
+    if target.start_execution is None:
+        return web.problem(
+            503,
+            "Rebuilds unavailable",
+            "no rebuild workflow is configured here (locally, 'orders serve' runs it only on its embedded "
+            "moto, not with AWS_ENDPOINT_URL)",
+        )
     running = target.control.control(body.projection)
     if running.building_rebuild_id:
         raise RuleViolation(f"rebuild {running.building_rebuild_id} of {body.projection} is still running")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import uuid
 from collections.abc import Iterator
@@ -243,3 +244,23 @@ def test_handlers_can_share_an_injected_store(dynamodb: Any, events_table: str) 
     finally:
         commands.use_service(None)
         queries.use_models(None)
+
+
+@pytest.mark.parametrize(
+    ("case", "raw", "encoded", "message"),
+    [
+        ("not UTF-8", base64.b64encode(b'{"items": "\xff\xfe"}').decode(), True, "not UTF-8"),
+        ("too deep", "[" * 100_000 + "]" * 100_000, False, "nests too deeply"),
+        ("5,000-digit number", '{"items": [{"quantity": ' + "9" * 5000 + "}]}", False, "number too long"),
+    ],
+)
+def test_bodies_the_json_decoder_cannot_read_get_422_and_write_nothing(
+    table: str, dynamodb: Any, case: str, raw: str, encoded: bool, message: str
+) -> None:
+    event = http_event("POST", "/orders", raw_body=raw)
+    event["isBase64Encoded"] = encoded
+    response = commands.lambda_handler(event, FakeLambdaContext())
+    body = json.loads(response["body"])
+    assert response["statusCode"] == 422 and message in body["detail"]
+    assert body["errors"] == [{"field": "body", "message": body["detail"]}]
+    assert commit_count(dynamodb, table) == 0

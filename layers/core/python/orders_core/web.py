@@ -7,6 +7,7 @@ type to status codes.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import re
@@ -249,6 +250,38 @@ def _is_json(content_type: str) -> bool:
     )
 
 
+def _raw_problem(
+    status: int, title: str, detail: str, errors: list[dict[str, str]] | None = None
+) -> dict[str, Any]:
+    """A problem answer built before the resolver runs (it would fail on these requests)."""
+    return {
+        "statusCode": status,
+        "headers": {"Content-Type": PROBLEM_JSON},
+        "body": _problem_body(status, title, detail, errors),
+        "isBase64Encoded": False,
+    }
+
+
+def _unreadable_body(event: Mapping[str, Any]) -> str | None:
+    """Why the body cannot even be parsed (the resolver would crash rather than answer 422)."""
+    body = event.get("body")
+    if body is None:
+        return None
+    try:
+        text = base64.b64decode(body).decode("utf-8") if event.get("isBase64Encoded") else str(body)
+    except (ValueError, UnicodeDecodeError):
+        return "the request body is not UTF-8 text"
+    try:
+        json.loads(text)
+    except json.JSONDecodeError:
+        return None  # the resolver answers these itself, with the position of the error
+    except RecursionError:
+        return "the request body nests too deeply"
+    except ValueError:
+        return "the request body holds a number too long to read"
+    return None
+
+
 def handle(
     app: APIGatewayHttpResolver, event: dict[str, Any], context: Any, *, logger: Logger | None = None
 ) -> dict[str, Any]:
@@ -263,13 +296,12 @@ def handle(
     route = str(event.get("routeKey", ""))
     if logger is not None:
         logger.set_correlation_id(correlation_id)
+    unreadable = _unreadable_body(event) if _needs_json(event) else None
     if _needs_json(event) and not _is_json(headers.get("content-type", "")):
-        response: dict[str, Any] = {
-            "statusCode": 415,
-            "headers": {"Content-Type": PROBLEM_JSON},
-            "body": _problem_body(415, "Unsupported media type", "send the request body as application/json"),
-            "isBase64Encoded": False,
-        }
+        response = _raw_problem(415, "Unsupported media type", "send the request body as application/json")
+    elif unreadable is not None:
+        errors = [{"field": "body", "message": unreadable}]
+        response = _raw_problem(422, "Invalid JSON", unreadable, errors)
     else:
         app.context["correlation_id"] = correlation_id
         try:
