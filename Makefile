@@ -69,3 +69,16 @@ catalog: $(STAMP)  ## Regenerate docs/event-catalog.md (event types, versions, f
 
 bench-load: $(STAMP)  ## Benchmark cold aggregate loads (10/1,000/10,000 events) on moto; writes bench/results-*.json
 	$(BIN)/python -m bench.aggregate_load
+
+.PHONY: reliability
+
+reliability: $(STAMP)  ## Reliability suite at full scale (load, faults, bad input, auth, limits); prints the figures, writes docs/reliability-figures.json
+	RELIABILITY_SCALE=full RELIABILITY_FIGURES=docs/reliability-figures.json $(BIN)/python -m pytest -q -p no:cacheprovider tests/reliability
+
+.PHONY: bench bench-small
+
+bench: $(STAMP) layers  ## Every benchmark at full size (< 15 min on 2 cores): bench/results.json, docs/performance.md
+	$(BIN)/python -m bench
+
+bench-small: $(STAMP)  ## The benchmarks' fast version (< 1 min, as tests/bench runs it) into build/bench-small/
+	$(BIN)/python -m bench --small

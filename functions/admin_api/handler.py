@@ -45,7 +45,9 @@ def admin() -> Admin:
     if _admin is None:
         import boto3
 
-        state_machine = os.environ["REBUILD_STATE_MACHINE_ARN"]
+        # Absent where no workflow is deployed (a local run on an external endpoint): the other
+        # admin routes still work, and starting a rebuild answers 503.
+        state_machine = os.environ.get("REBUILD_STATE_MACHINE_ARN", "")
         client = boto3.client("stepfunctions")
 
         def start(rebuild_id: str, payload: dict[str, Any]) -> str:
@@ -54,7 +56,7 @@ def admin() -> Admin:
             )
             return str(reply["executionArn"])
 
-        _admin = Admin(bootstrap.control_store(), start)
+        _admin = Admin(bootstrap.control_store(), start if state_machine else None)
     return _admin
 
 

@@ -34,7 +34,8 @@ def test_problem_answers_are_documented_with_their_media_type() -> None:
     document = build_openapi()
     place = document["paths"]["/orders"]["post"]["responses"]
     assert "201" in place and "200" not in place
-    assert place["409"]["content"]["application/problem+json"]["schema"]["$ref"] == "#/components/schemas/Problem"
+    problem = place["409"]["content"]["application/problem+json"]["schema"]
+    assert problem["$ref"] == "#/components/schemas/Problem"
     # API Gateway's own 401 has a {"message"} body, not a problem
     assert "application/json" in place["401"]["content"]
     assert "202" in document["paths"]["/admin/rebuilds"]["post"]["responses"]
