@@ -16,8 +16,6 @@ import uuid
 from collections import Counter, defaultdict
 from typing import Any
 
-import pytest
-
 from tests.reliability import figures
 from tests.reliability.api_client import call
 from tests.reliability.cluster import Cluster
