@@ -9,6 +9,10 @@ and byte counts are the point; times are moto's on this machine and only show th
     .venv/bin/python -m bench.aggregate_load            # full run, writes bench/results-aggregate-load.json
     .venv/bin/python -m bench.aggregate_load --small    # 10 and 250 events, nothing written
 
+Beside each load: the naive baseline (`bench.naive`: the same events stored one item per event,
+all of them queried) and the limit, one strongly consistent read of the current state (the
+size of the snapshot item the state makes). Part of `python -m bench` (section 2).
+
 The domain caps an order at 200 lines (about 400 events), so the long orders here are
 synthetic: the only thing lifted is that cap. Every event is one the domain decides (an
 AddItem is ItemAdded + InventoryReserved, as in production), and the snapshots are the
@@ -34,19 +38,23 @@ from typing import Any
 
 import boto3
 
+from bench.capacity import Meter as CapacityMeter
+from bench.capacity import read_units
+from bench.naive import NaiveCommandService, NaiveEventStore, events_table_request
 from orders_core.aggregate import AggregateType
-from orders_core.command_service import CommandContext, CommandService
+from orders_core.command_service import CommandContext, CommandService, snapshot_of
 from orders_core.domain import orders
 from orders_core.domain.events import DomainEvent
 from orders_core.domain.orders import ORDER, AddItem, OrderLine, PlaceOrder, ShipOrder, ShippingAddress
-from orders_core.envelope import format_timestamp
+from orders_core.envelope import envelopes_of, format_timestamp
+from orders_core.snapshots.codec import snapshot_to_item
 from orders_core.snapshots.dynamodb import DynamoDBSnapshotStore
 from orders_core.snapshots.port import Snapshot, SnapshotStore
 from orders_core.store.codec import item_size
 from orders_core.store.dynamodb import DynamoDBEventStore
 from orders_core.tables import EVENTS, SNAPSHOTS
 
-SIZES = (10, 1_000, 10_000)
+SIZES = (10, 100, 1_000, 10_000)
 SMALL_SIZES = (10, 250)
 SNAPSHOT_EVERY = 100
 REGION = "us-east-1"
@@ -69,6 +77,8 @@ LONG_ORDER: AggregateType[orders.OrderState, orders.OrderCommand] = replace(
 # How the load may use snapshots: not at all; the newest one (what a cold load does); or the
 # one an interval older, the worst case: an order just short of its next snapshot.
 NONE, NEWEST, OLDER = "no", "newest", "one interval older"
+# The baseline: the same events stored one item per event, every one of them read.
+NAIVE = "naive (item per event)"
 
 
 class _NewestAtOrBefore:
@@ -99,23 +109,32 @@ class Measurement:
     milliseconds: float
     snapshot_version: int  # where folding started (0: from the first event)
     events_folded: int
+    read_units: float = 0.0  # strongly consistent, by DynamoDB's rules (bench.capacity)
+    state_bytes: int = 0  # the limit: one read of the current state (its snapshot item)
+
+    @property
+    def limit_read_units(self) -> float:
+        return read_units(self.state_bytes, consistent=True)
 
 
 class Meter:
-    """Counts the requests a client sends and the bytes of the items DynamoDB returns to it."""
+    """Counts the requests a client sends, the bytes of the items DynamoDB returns to it (its
+    item-size rules) and the read units they cost (bench.capacity)."""
 
     def __init__(self, client: Any) -> None:
-        self.requests: Counter[str] = Counter()
-        self.bytes_read = 0
-        client.meta.events.register("before-call.dynamodb.*", self._before)
-        client.meta.events.register("after-call.dynamodb.*", self._after)
+        self._meter = CapacityMeter(client, _client())
 
-    def _before(self, model: Any, **_: Any) -> None:
-        self.requests[model.name] += 1
+    @property
+    def requests(self) -> Counter[str]:
+        return self._meter.cost.requests
 
-    def _after(self, parsed: dict[str, Any], **_: Any) -> None:
-        items = parsed.get("Items") or ([parsed["Item"]] if parsed.get("Item") else [])
-        self.bytes_read += sum(item_size(item) for item in items)
+    @property
+    def bytes_read(self) -> int:
+        return self._meter.cost.bytes_read
+
+    @property
+    def read_units(self) -> float:
+        return self._meter.cost.read_units
 
 
 def _client() -> Any:
@@ -179,6 +198,7 @@ def measure(
     _, meter, loaded = runs[-1]
     if loaded.version != events:
         raise AssertionError(f"loaded version {loaded.version}, expected {events}")
+    stream_id = ORDER.stream_id(order_id)
     return Measurement(
         events=events,
         snapshots=mode,
@@ -188,10 +208,47 @@ def measure(
         milliseconds=round(milliseconds, 1),
         snapshot_version=snapshot_version,
         events_folded=events - snapshot_version,
+        read_units=meter.read_units,
+        state_bytes=item_size(snapshot_to_item(snapshot_of(ORDER, stream_id, loaded))),
     )
 
 
-def run(sizes: Sequence[int] = SIZES, *, repeat: int = 3) -> list[Measurement]:
+def measure_naive(
+    events_table: str, order_id: str, events: int, *, state_bytes: int, repeat: int
+) -> Measurement:
+    """The same order stored one item per event (a table of its own), loaded by reading them all."""
+    client = _client()
+    naive_table = f"bench-naive-{uuid.uuid4().hex[:8]}"
+    client.create_table(**events_table_request(naive_table))
+    commits = DynamoDBEventStore(client, events_table).read_commits(ORDER.stream_id(order_id))
+    NaiveEventStore(client, naive_table).seed(envelopes_of(commits))
+    runs = []
+    for _ in range(repeat):
+        counted = _client()
+        meter = Meter(counted)
+        service = NaiveCommandService(NaiveEventStore(counted, naive_table))
+        started = time.perf_counter()
+        _, history = service.load(ORDER, order_id)
+        runs.append(((time.perf_counter() - started) * 1000, meter, history))
+    _, meter, history = runs[-1]
+    if len(history) != events:
+        raise AssertionError(f"naive load read {len(history)} events, expected {events}")
+    client.delete_table(TableName=naive_table)  # keep moto's tables small
+    return Measurement(
+        events=events,
+        snapshots=NAIVE,
+        requests=dict(meter.requests),
+        total_requests=sum(meter.requests.values()),
+        bytes_read=meter.bytes_read,
+        milliseconds=round(statistics.median(ms for ms, _, _ in runs), 1),
+        snapshot_version=0,
+        events_folded=events,
+        read_units=meter.read_units,
+        state_bytes=state_bytes,
+    )
+
+
+def run(sizes: Sequence[int] = SIZES, *, repeat: int = 3, naive: bool = True) -> list[Measurement]:
     """Needs DynamoDB to talk to: moto's mock (as `main` sets up) or an endpoint."""
     client = _client()
     suffix = uuid.uuid4().hex[:8]
@@ -225,6 +282,11 @@ def run(sizes: Sequence[int] = SIZES, *, repeat: int = 3) -> list[Measurement]:
                     repeat=repeat,
                 )
             )
+        if naive:
+            state_bytes = results[-1].state_bytes
+            results.append(
+                measure_naive(events_table, order_id, events, state_bytes=state_bytes, repeat=repeat)
+            )
     return results
 
 
@@ -233,6 +295,7 @@ def table(results: Sequence[Measurement]) -> str:
         "| Events | Snapshots | Requests | Bytes read | Folded from | Local time (moto) |",
         "|---:|---|---|---:|---|---:|",
     ]
+    # Only the count-and-bytes columns, as before; `python -m bench` renders read units and limits.
     for m in results:
         requests = ", ".join(f"{count} {name}" for name, count in sorted(m.requests.items()))
         start = f"snapshot at {m.snapshot_version:,}" if m.snapshot_version else "event 1"
@@ -257,6 +320,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.environ[name] = value
     os.environ.pop("AWS_SESSION_TOKEN", None)
     os.environ.setdefault("AWS_DEFAULT_REGION", REGION)
+    os.environ["AWS_ACCOUNT_ID_ENDPOINT_MODE"] = "disabled"
     from moto import mock_aws
 
     with mock_aws():
@@ -270,7 +334,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         document = {
             "snapshot_every": SNAPSHOT_EVERY,
             "moto": _moto_version(),
-            "results": [asdict(m) for m in results],
+            "seconds": round(elapsed, 1),
+            "results": [{**asdict(m), "limit_read_units": m.limit_read_units} for m in results],
         }
         output.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
         print(f"wrote {output}")
