@@ -17,6 +17,7 @@ from decimal import Decimal
 from typing import Any
 
 from orders_core.envelope import Commit
+from orders_core.projections.base import ORDER_PREFIX, Fact, facts, fail_all, group_by
 from orders_core.readmodels.port import Key, Number, ReadStore, Row
 from orders_core.store.port import EventStore
 
@@ -117,3 +118,45 @@ class SummarizedPartitions:
         key = (self._partition(entity), SUMMARY)
         row = self._store.get_many([key]).get(key)
         return {**json.loads(row["doc"]), "revision": int(row["version"])} if row else None
+
+
+class OrderContributions(SummarizedPartitions):
+    """A cross-stream read model fed by order streams only: each order contributes to the
+    partition its first commit names (the day it was placed, its customer)."""
+
+    def __init__(self, store: ReadStore, events: EventStore, generation: int = 1) -> None:
+        super().__init__(store, generation)
+        self._first_commits = FirstCommits(events)
+
+    def contribution(self, fact: Fact) -> Contribution | None:
+        raise NotImplementedError
+
+    def entity_of(self, first_commit: Commit) -> str:
+        raise NotImplementedError
+
+    def process(self, commits: Sequence[Commit]) -> dict[int, Exception]:
+        failures: dict[int, Exception] = {}
+        touched: dict[str, list[tuple[int, Commit]]] = {}
+        groups = group_by(commits, lambda c: c.stream_id if c.stream_id.startswith(ORDER_PREFIX) else None)
+        for stream_id, members in groups.items():
+            by_version: dict[int, Contribution] = {}
+            for _, commit in members:
+                for fact in facts(commit):
+                    part = self.contribution(fact)
+                    if part is not None:
+                        by_version.setdefault(commit.first_version, Contribution()).add(part)
+            if not by_version:
+                continue
+            try:
+                entity = self.entity_of(self._first_commits.of(stream_id, [c for _, c in members]))
+                key = (self._partition(entity), f"order#{stream_id.removeprefix(ORDER_PREFIX)}")
+                apply_contributions(self._store, key, by_version)
+                touched.setdefault(entity, []).extend(members)
+            except Exception as error:
+                fail_all(failures, members, error)
+        for entity, members in touched.items():
+            try:
+                self.refresh(entity)
+            except Exception as error:
+                fail_all(failures, members, error)
+        return failures

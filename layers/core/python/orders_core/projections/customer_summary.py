@@ -12,16 +12,13 @@ from typing import Any
 
 from orders_core.domain.orders import ItemAdded, OrderCancelled, OrderPlaced, OrderShipped
 from orders_core.envelope import Commit
-from orders_core.projections.base import ORDER_PREFIX, Fact, facts, fail_all, group_by
+from orders_core.projections.base import Fact, facts
 from orders_core.projections.contributions import (
     SUMMARY,
     Contribution,
-    FirstCommits,
-    SummarizedPartitions,
-    apply_contributions,
+    OrderContributions,
 )
-from orders_core.readmodels.port import ReadStore, Row
-from orders_core.store.port import EventStore
+from orders_core.readmodels.port import Row
 
 NAME = "customer_summary"
 OPEN_ORDERS_SHOWN = 10
@@ -75,41 +72,17 @@ def summarize(customer_id: str, rows: Sequence[Row]) -> dict[str, Any]:
     }
 
 
-class CustomerSummary(SummarizedPartitions):
+class CustomerSummary(OrderContributions):
     name = NAME
 
-    def __init__(self, store: ReadStore, events: EventStore, generation: int = 1) -> None:
-        super().__init__(store, generation)
-        self._first_commits = FirstCommits(events)
+    def contribution(self, fact: Fact) -> Contribution | None:
+        return contribution(fact)
 
-    def process(self, commits: Sequence[Commit]) -> dict[int, Exception]:
-        failures: dict[int, Exception] = {}
-        touched: dict[str, list[tuple[int, Commit]]] = {}
-        groups = group_by(commits, lambda c: c.stream_id if c.stream_id.startswith(ORDER_PREFIX) else None)
-        for stream_id, members in groups.items():
-            by_version: dict[int, Contribution] = {}
-            for _, commit in members:
-                for fact in facts(commit):
-                    part = contribution(fact)
-                    if part is not None:
-                        by_version.setdefault(commit.first_version, Contribution()).add(part)
-            if not by_version:
-                continue
-            try:
-                placed = facts(self._first_commits.of(stream_id, [c for _, c in members]))[0].event
-                if not isinstance(placed, OrderPlaced):
-                    raise LookupError(f"{stream_id} does not start with OrderPlaced")
-                key = (self._partition(placed.customer_id), f"order#{placed.order_id}")
-                apply_contributions(self._store, key, by_version)
-                touched.setdefault(placed.customer_id, []).extend(members)
-            except Exception as error:
-                fail_all(failures, members, error)
-        for customer_id, members in touched.items():
-            try:
-                self.refresh(customer_id)
-            except Exception as error:
-                fail_all(failures, members, error)
-        return failures
+    def entity_of(self, first_commit: Commit) -> str:
+        placed = facts(first_commit)[0].event
+        if not isinstance(placed, OrderPlaced):
+            raise LookupError(f"{first_commit.stream_id} does not start with OrderPlaced")
+        return placed.customer_id
 
     def summarize(self, entity: str, rows: Sequence[Row]) -> dict[str, Any]:
         return summarize(entity, rows)

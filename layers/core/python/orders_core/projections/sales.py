@@ -8,17 +8,14 @@ from typing import Any
 
 from orders_core.domain.orders import ItemAdded, OrderCancelled, OrderPlaced
 from orders_core.envelope import Commit
-from orders_core.projections.base import ORDER_PREFIX, Fact, facts, fail_all, group_by
+from orders_core.projections.base import Fact, facts
 from orders_core.projections.contributions import (
     SUMMARY,
     Contribution,
-    FirstCommits,
-    SummarizedPartitions,
-    apply_contributions,
+    OrderContributions,
     counter_groups,
 )
-from orders_core.readmodels.port import ReadStore, Row
-from orders_core.store.port import EventStore
+from orders_core.readmodels.port import Row
 
 NAME = "sales_analytics"
 TOP_PRODUCTS = 10
@@ -88,35 +85,14 @@ def summarize(day: str, rows: Sequence[Row]) -> dict[str, Any]:
     }
 
 
-class SalesAnalytics(SummarizedPartitions):
+class SalesAnalytics(OrderContributions):
     name = NAME
 
-    def __init__(self, store: ReadStore, events: EventStore, generation: int = 1) -> None:
-        super().__init__(store, generation)
-        self._first_commits = FirstCommits(events)
+    def contribution(self, fact: Fact) -> Contribution | None:
+        return contribution(fact)
 
-    def process(self, commits: Sequence[Commit]) -> dict[int, Exception]:
-        failures: dict[int, Exception] = {}
-        touched: dict[str, list[tuple[int, Commit]]] = {}
-        groups = group_by(commits, lambda c: c.stream_id if c.stream_id.startswith(ORDER_PREFIX) else None)
-        for stream_id, members in groups.items():
-            by_version = {c.first_version: part for _, c in members if (part := commit_contribution(c))}
-            if not by_version:
-                continue
-            try:
-                first = self._first_commits.of(stream_id, [c for _, c in members])
-                day = first.metadata.recorded_at[:10]
-                key = (self._partition(day), f"order#{stream_id.removeprefix(ORDER_PREFIX)}")
-                apply_contributions(self._store, key, by_version)
-                touched.setdefault(day, []).extend(members)
-            except Exception as error:
-                fail_all(failures, members, error)
-        for day, members in touched.items():
-            try:
-                self.refresh(day)
-            except Exception as error:
-                fail_all(failures, members, error)
-        return failures
+    def entity_of(self, first_commit: Commit) -> str:
+        return first_commit.metadata.recorded_at[:10]  # the UTC day the order was placed
 
     def summarize(self, entity: str, rows: Sequence[Row]) -> dict[str, Any]:
         return summarize(entity, rows)
