@@ -167,6 +167,10 @@ class RebuildSteps:
                 raise RuntimeError(
                     f"bucket {bucket}: {len(failures)} commits failed, first: {failures[first]!r}"
                 )
+        if self._run(rebuild_id).phase in ("abandoning", "failed"):
+            # The run was abandoned while this worker wrote: clean up after ourselves.
+            self._read_store_for(run.projection).delete_partition_prefix(f"{run.generation}#")
+            raise RuntimeError(f"rebuild {rebuild_id} was abandoned while bucket {bucket} was applied")
         counts = {"commits": len(ordered), "events": sum(len(c.events) for c in ordered)}
         self._control.record_progress(rebuild_id, f"bucket#{bucket:03d}", counts)
         self._phase(rebuild_id, "applying")
@@ -235,10 +239,13 @@ class RebuildSteps:
     def abandon(self, rebuild_id: str, error: str, cause: str) -> dict[str, Any]:
         """A failed run: readers keep the active generation; the partial one is removed."""
         run = self._run(rebuild_id)
+        reason = _reason(error, cause)
+        # Marked first: a bucket worker still running looks at this after it writes, and removes
+        # what it wrote (see apply_bucket), so nothing of the partial generation outlives the run.
+        self._phase(rebuild_id, "abandoning", error=reason)
         released = self._control.release(run.projection, rebuild_id)
         if released and run.generation is not None:
             self._read_store_for(run.projection).delete_partition_prefix(f"{run.generation}#")
-        reason = _reason(error, cause)
         self._phase(rebuild_id, "failed", status="FAILED", finished_at=self._now(), error=reason)
         return {"released": released, "error": reason}
 
