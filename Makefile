@@ -35,9 +35,10 @@ serve: $(STAMP)  ## Install if needed, then start the whole system locally (moto
 lint: $(STAMP)  ## ruff
 	$(BIN)/ruff check .
 
-typecheck: $(INFRA_STAMP)  ## mypy: strict on the shared library (layers/), normal elsewhere
+typecheck: $(INFRA_STAMP)  ## mypy: strict on the shared library (layers/) and the handlers (functions/), normal elsewhere
 	$(BIN)/mypy --strict layers/core/python/orders_core
-	$(BIN)/mypy functions local/orders_local tests
+	$(BIN)/mypy --strict functions
+	$(BIN)/mypy local/orders_local tests
 	$(BIN)/mypy infra app.py
 
 test: lint typecheck layers $(NODE_STAMP)  ## Lint, types, then every test (tests/infra included)

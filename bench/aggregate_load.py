@@ -41,9 +41,9 @@ import boto3
 from bench.capacity import Meter as CapacityMeter
 from bench.capacity import read_units
 from bench.naive import NaiveCommandService, NaiveEventStore, events_table_request
-from orders_core.aggregate import AggregateType
-from orders_core.command_service import CommandContext, CommandService, snapshot_of
+from orders_core.application import CommandContext, CommandService, snapshot_of
 from orders_core.domain import orders
+from orders_core.domain.aggregate import AggregateType
 from orders_core.domain.events import DomainEvent
 from orders_core.domain.orders import ORDER, AddItem, OrderLine, PlaceOrder, ShipOrder, ShippingAddress
 from orders_core.envelope import envelopes_of, format_timestamp

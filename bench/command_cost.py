@@ -30,9 +30,9 @@ from bench.common import (
     unique,
 )
 from bench.naive import NaiveCommandService, NaiveEventStore, events_table_request
-from orders_core.aggregate import AggregateType
-from orders_core.command_service import CommandContext, CommandService
+from orders_core.application import CommandContext, CommandService
 from orders_core.domain import orders
+from orders_core.domain.aggregate import AggregateType
 from orders_core.domain.events import DomainEvent
 from orders_core.domain.orders import AddItem, OrderLine, PlaceOrder, ShippingAddress
 from orders_core.envelope import envelopes_of

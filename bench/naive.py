@@ -27,8 +27,8 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from orders_core.aggregate import AggregateType
-from orders_core.command_service import CommandContext
+from orders_core.application import CommandContext
+from orders_core.domain.aggregate import AggregateType
 from orders_core.domain.inventory import ReorderLevelSet, StockReceived
 from orders_core.domain.orders import (
     InventoryReleased,

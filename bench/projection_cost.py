@@ -77,7 +77,7 @@ class Delivery:
 
 def write_mix(events_table: str, orders_count: int, seed: int) -> dict[str, int]:
     """Write the realistic mix; answer what was written (commits, events, orders)."""
-    from orders_core.command_service import CommandContext, CommandService
+    from orders_core.application import CommandContext, CommandService
     from orders_core.domain import inventory, orders
     from orders_core.store.dynamodb import DynamoDBEventStore
 
@@ -158,7 +158,7 @@ class RowsTouched:
                 continue
             rows["customer_orders"].add(commit.stream_id.removeprefix(ORDER_PREFIX))
             day, customer = self._orders[commit.stream_id]
-            if sales.commit_contribution(commit) is not None:
+            if any(sales.contribution(fact) is not None for fact in commit_facts):
                 rows["sales_analytics"].add(day)
             if any(customer_summary.contribution(fact) is not None for fact in commit_facts):
                 rows["customer_summary"].add(customer)
@@ -206,7 +206,7 @@ def _poller(tables: Tables, name: str, handler: Callable[[dict[str, Any], Any], 
 
 
 def _commits(event: dict[str, Any]) -> list[Any]:
-    from orders_core.projections.base import commit_from_stream_record
+    from orders_core.store.stream_records import commit_from_stream_record
 
     return [c for r in event.get("Records", []) if (c := commit_from_stream_record(r)) is not None]
 
@@ -215,10 +215,10 @@ def deliver_ours(tables: Tables, batch: int) -> dict[str, Delivery]:
     from projections.handler import handler_for
 
     from orders_core.projections.base import Projection
+    from orders_core.projections.control import ControlStore
     from orders_core.projections.live import LiveProjection
     from orders_core.projections.registry import NAMES, registration
     from orders_core.readmodels.dynamodb import DynamoDBReadStore
-    from orders_core.rebuild.control import ControlStore
     from orders_core.store.dynamodb import DynamoDBEventStore
 
     deliveries: dict[str, Delivery] = {}

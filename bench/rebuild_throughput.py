@@ -114,7 +114,7 @@ def run(events: int, projection: str) -> dict[str, Any]:
         from projections.handler import handler_for
         from rebuild_worker import handler as worker
 
-        from orders_core import bootstrap
+        from orders_core import composition
         from orders_local.stream_poller import InMemoryCheckpointStore, PollerSettings, StreamPoller
         from tests.support.apigw import FakeLambdaContext, http_event
 
@@ -134,7 +134,7 @@ def run(events: int, projection: str) -> dict[str, Any]:
             "bench-live",
             streams_client=boto3.client("dynamodbstreams"),
             stream_arn=stream,
-            handler=handler_for(bootstrap.live_projection(projection)),
+            handler=handler_for(composition.root().live_projection(projection)),
             checkpoints=InMemoryCheckpointStore(),
             settings=PollerSettings(starting_position="LATEST", poll_interval_seconds=0.05),
         )

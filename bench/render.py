@@ -14,29 +14,63 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bench.records import (
+    NAIVE_LOAD,
+    AggregateLoad,
+    AggregateLoads,
+    Assumptions,
+    BenchResults,
+    ColdStarts,
+    CommandBill,
+    CommandCosts,
+    CommandScenario,
+    CountedCost,
+    DeploymentSizes,
+    EndToEnd,
+    EventBill,
+    FunctionSize,
+    HotStream,
+    LoadLevel,
+    OnPaper,
+    Prices,
+    ProjectionCosts,
+    ProjectionDelivery,
+    RebuildFloor,
+    RebuildThroughput,
+    Variants,
+)
+
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results.json"
 DOCS = ROOT / "docs" / "performance.md"
 
 PROJECTION_NAMES = ("customer_orders", "sales_analytics", "inventory", "customer_summary")
+# The projections that recompute a summary from its whole partition: their reads grow with it.
+SUMMARY_PROJECTIONS = ("sales_analytics", "inventory", "customer_summary")
 POLL_INTERVAL_MS = 100  # orders_local/projection_workers.py: the local pollers' wait between polls
+# A record lands on average half a wait before the next poll: the local lag cannot be shorter.
+LAG_FLOOR_MS = POLL_INTERVAL_MS / 2
+# The headline and the gaps quote local throughput at this many clients (or the last level run).
+QUOTED_CLIENTS = 4
+
+Row = list[str]
 
 
 # -- formatting -------------------------------------------------------------------------------------
 
 
-def n(value: float, digits: int = 0) -> str:
+def number(value: float, digits: int = 0) -> str:
     """1,234 / 1,234.5; whole numbers without decimals."""
     if digits == 0 or float(value).is_integer():
         return f"{round(value):,}"
     return f"{value:,.{digits}f}"
 
 
-def ms(value: float) -> str:
+def milliseconds(value: float) -> str:
     return f"{value:,.0f} ms" if value >= 100 else f"{value:,.1f} ms"
 
 
-def kb(value: float) -> str:
+def byte_size(value: float) -> str:
     if value >= 1024 * 1024:
         return f"{value / 1024 / 1024:,.1f} MB"
     if value >= 1024:
@@ -52,29 +86,36 @@ def times(value: float) -> str:
     return f"{value:,.1f}×" if value < 10 else f"{value:,.0f}×"
 
 
-def requests_text(cost: Mapping[str, Any]) -> str:
-    parts = ", ".join(
-        f"{n(c, 2)} {name}" for name, c in sorted(cost["requests"].items(), key=lambda kv: -kv[1])
-    )
-    return f"{n(cost['total_requests'], 2)} ({parts})" if parts else "0"
+def bold(text: str) -> str:
+    return f"**{text}**"
+
+
+def requests_text(cost: CountedCost) -> str:
+    """`2 (1 PutItem, 1 Query)`: the total, then each operation, most sent first."""
+    most_sent_first = sorted(cost.requests.items(), key=lambda operation_count: -operation_count[1])
+    parts = ", ".join(f"{number(count, 2)} {operation}" for operation, count in most_sent_first)
+    return f"{number(cost.total_requests, 2)} ({parts})" if parts else "0"
+
+
+def requests_and_write_units(cost: CountedCost) -> str:
+    return f"{number(cost.total_requests)} req, {number(cost.write_units)} WCU"
+
+
+def requests_and_units(cost: CountedCost) -> str:
+    return f"{requests_and_write_units(cost)}, {number(cost.read_units, 1)} RCU"
 
 
 def table(header: Sequence[str], rows: Sequence[Sequence[str]], align: str | None = None) -> str:
+    """A Markdown table; `align` has a letter per column (l, r or c), by default `lrrr…`."""
     align = align or "l" + "r" * (len(header) - 1)
     marks = {"l": "---", "r": "---:", "c": ":---:"}
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(marks[a] for a in align) + "|"]
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    lines = [_table_line(header), "|" + "|".join(marks[column] for column in align) + "|"]
+    lines += [_table_line(row) for row in rows]
     return "\n".join(lines)
 
 
-def _ok(results: Mapping[str, Any], key: str) -> bool:
-    return key in results and "error" not in results[key]
-
-
-def _missing(results: Mapping[str, Any], key: str) -> str:
-    if key not in results:
-        return "_Not measured in this run._\n"
-    return f"_This section failed in this run: {results[key]['error']}._\n"
+def _table_line(cells: Sequence[str]) -> str:
+    return "| " + " | ".join(cells) + " |"
 
 
 # -- the gaps to the limits -------------------------------------------------------------------------
@@ -82,13 +123,22 @@ def _missing(results: Mapping[str, Any], key: str) -> str:
 
 @dataclass(frozen=True)
 class Gap:
-    id: str
+    """A figure of ours beside its limit."""
+
+    gap_id: str  # its remedy in REMEDIES
     area: str
     what: str
     ours: str
     limit: str
-    ratio: float
-    remedy: str
+    ratio: float  # how far from the limit: 1 is at it
+
+    @property
+    def remedy(self) -> str:
+        return REMEDIES[self.gap_id]
+
+    @property
+    def figure(self) -> str:
+        return f"{self.what}, {self.ours} against {self.limit} ({times(self.ratio)})"
 
 
 REMEDIES = {
@@ -120,8 +170,8 @@ REMEDIES = {
         "`--no-compile`, and /var/task and /opt are read-only), so every cold start compiles Powertools, "
         "pydantic and our modules from source; with bytecode the same import takes about half. Build both "
         "layers with `.pyc` compiled by the runtime's Python (3.14), and import lazily what a function "
-        "does not use (`orders_core.bootstrap` pulls the projections and rebuild modules into the "
-        "command and query functions)."
+        "does not use (`orders_core.composition` builds each service on first use; Powertools' resolver "
+        "and pydantic are most of what remains)."
     ),
     "new_order_units": (
         "The new-order commit is just over 1 KB (three events, each repeating the order id, plus "
@@ -157,123 +207,22 @@ REMEDIES = {
 }
 
 
-def gaps(results: Mapping[str, Any]) -> list[Gap]:
+def gaps(results: BenchResults) -> list[Gap]:
+    """Every figure that has a limit, largest ratio first."""
     found: list[Gap] = []
-    if _ok(results, "commands"):
-        s = {x["id"]: x for x in results["commands"]["scenarios"]}
-        new = s["new_order"]
-        found.append(
-            Gap(
-                "new_order_units",
-                "write path",
-                "New order: write units",
-                n(new["ours"]["write_units"]),
-                n(new["limit"]["write_units"]),
-                new["ours"]["write_units"] / new["limit"]["write_units"],
-                REMEDIES["new_order_units"],
-            )
-        )
-        cold = s["cold_snapshots_none_yet"]
-        found.append(
-            Gap(
-                "cold_command",
-                "write path",
-                "Command on a cold aggregate (snapshots on): requests",
-                n(cold["ours"]["total_requests"]),
-                n(cold["limit"]["total_requests"]),
-                cold["ours"]["total_requests"] / cold["limit"]["total_requests"],
-                REMEDIES["cold_command"],
-            )
-        )
-    if _ok(results, "projections"):
-        for mode, label in (("quiet", "quiet stream"), ("busy", "busy stream")):
-            p = results["projections"][mode]["per_100_records"]
-            found.append(
-                Gap(
-                    f"projections_{mode}",
-                    "read side",
-                    f"Projections, {label}: requests per 100 records",
-                    n(p["ours"]["total_requests"]),
-                    n(p["limit"]["total_requests"]),
-                    p["ours"]["total_requests"] / p["limit"]["total_requests"],
-                    REMEDIES[f"projections_{mode}"],
-                )
-            )
-    if _ok(results, "cold_start"):
-        deployed = results["cold_start"]["as_deployed"]
-        boto3 = deployed["boto3"]["median_ms"]
-        command = deployed["command_api"]["median_ms"]
-        found.append(
-            Gap(
-                "cold_start",
-                "cold start",
-                "Command function: handler import as deployed ÷ `import boto3`",
-                ms(command),
-                ms(boto3),
-                command / boto3,
-                REMEDIES["cold_start"],
-            )
-        )
-    if _ok(results, "e2e"):
-        level = _e2e_level(results["e2e"]["command_path"]["levels"], 4)
-        found.append(
-            Gap(
-                "local_overhead",
-                "local run",
-                f"Local commands/s vs raw conditional puts/s ({level['clients']} clients, command path)",
-                n(level["ours"]["per_second"]),
-                n(level["raw_puts"]["per_second"]),
-                level["raw_puts"]["per_second"] / level["ours"]["per_second"],
-                REMEDIES["local_overhead"],
-            )
-        )
-    if _ok(results, "e2e"):
-        lag = results["e2e"]["lag"]
-        found.append(
-            Gap(
-                "local_lag",
-                "local run",
-                "Projection lag p50 vs half the pollers' wait",
-                ms(lag["p50_ms"]),
-                ms(POLL_INTERVAL_MS / 2),
-                lag["p50_ms"] / (POLL_INTERVAL_MS / 2),
-                REMEDIES["local_lag"],
-            )
-        )
-    if _ok(results, "rebuild") and results["rebuild"].get("limit_events_per_second"):
-        r = results["rebuild"]
-        found.append(
-            Gap(
-                "local_rebuild",
-                "local run",
-                "Rebuild events/s vs its row writes at raw puts/s",
-                n(r["events_per_second"]),
-                n(r["limit_events_per_second"]),
-                r["limit_events_per_second"] / r["events_per_second"],
-                REMEDIES["local_rebuild"],
-            )
-        )
-    if _ok(results, "aggregate_load"):
-        rows = results["aggregate_load"]["results"]
-        longest = max(r["events"] for r in rows)
-        newest = next((r for r in rows if r["events"] == longest and r["snapshots"] == "newest"), None)
-        if newest:
-            found.append(
-                Gap(
-                    "aggregate_load",
-                    "write path",
-                    f"Cold load of a {n(longest)}-event stream with a snapshot: read units",
-                    n(newest["read_units"], 1),
-                    n(newest["limit_read_units"], 1),
-                    newest["read_units"] / max(newest["limit_read_units"], 0.5),
-                    REMEDIES["aggregate_load"],
-                )
-            )
-    return sorted(found, key=lambda g: -g.ratio)
-
-
-def _e2e_level(levels: Sequence[Mapping[str, Any]], clients: int) -> Mapping[str, Any]:
-    return next((x for x in levels if x["clients"] == clients), levels[-1])
+    if results.commands is not None:
+        found += _command_gaps(results.commands)
+    if results.projections is not None:
+        found += _projection_gaps(results.projections)
+    if results.cold_start is not None:
+        found.append(_cold_start_gap(results.cold_start))
+    if results.e2e is not None:
+        found += _local_run_gaps(results.e2e)
+    if results.rebuild is not None and results.rebuild.floor is not None:
+        found.append(_rebuild_gap(results.rebuild, results.rebuild.floor))
+    if results.aggregate_load is not None:
+        found += _aggregate_load_gaps(results.aggregate_load)
+    return sorted(found, key=lambda gap: -gap.ratio)
 
 
 def largest_by_area(
@@ -284,30 +233,136 @@ def largest_by_area(
     for gap in found:
         if gap.area not in exclude and gap.area not in best:
             best[gap.area] = gap
-    return sorted(best.values(), key=lambda g: -g.ratio)[:count]
+    return sorted(best.values(), key=lambda gap: -gap.ratio)[:count]
 
 
-# -- sections ---------------------------------------------------------------------------------------
+def _cost_gap(
+    gap_id: str, area: str, what: str, ours: float, limit: float, show: Callable[[float], str] = number
+) -> Gap:
+    """A cost (less is better): ours is `ratio` times the limit."""
+    return Gap(gap_id, area, what, show(ours), show(limit), ours / limit)
 
 
-def intro(results: Mapping[str, Any]) -> str:
-    meta = results.get("meta", {})
-    env = meta.get("environment", {})
-    minutes = (meta.get("seconds") or 0) / 60
-    small = meta.get("mode") == "small"
+def _rate_gap(
+    gap_id: str, area: str, what: str, ours: float, limit: float, show: Callable[[float], str] = number
+) -> Gap:
+    """A rate (more is better): the limit is `ratio` times ours."""
+    return Gap(gap_id, area, what, show(ours), show(limit), limit / ours)
+
+
+def _command_gaps(commands: CommandCosts) -> list[Gap]:
+    new_order = commands.scenario("new_order").cost
+    cold = commands.scenario("cold_snapshots_none_yet").cost
+    return [
+        _cost_gap(
+            "new_order_units",
+            "write path",
+            "New order: write units",
+            new_order.ours.write_units,
+            new_order.limit.write_units,
+        ),
+        _cost_gap(
+            "cold_command",
+            "write path",
+            "Command on a cold aggregate (snapshots on): requests",
+            cold.ours.total_requests,
+            cold.limit.total_requests,
+        ),
+    ]
+
+
+def _projection_gaps(projections: ProjectionCosts) -> list[Gap]:
+    return [
+        _cost_gap(
+            f"projections_{mode}",
+            "read side",
+            f"Projections, {mode} stream: requests per 100 records",
+            delivery.per_100_records.ours.total_requests,
+            delivery.per_100_records.limit.total_requests,
+        )
+        for mode, delivery in (("quiet", projections.quiet), ("busy", projections.busy))
+    ]
+
+
+def _cold_start_gap(cold_start: ColdStarts) -> Gap:
+    return _cost_gap(
+        "cold_start",
+        "cold start",
+        "Command function: handler import as deployed ÷ `import boto3`",
+        cold_start.as_deployed["command_api"].median_ms,
+        cold_start.boto3_ms,
+        milliseconds,
+    )
+
+
+def _local_run_gaps(e2e: EndToEnd) -> list[Gap]:
+    level = e2e.command_path.level(QUOTED_CLIENTS)
+    return [
+        _rate_gap(
+            "local_overhead",
+            "local run",
+            f"Local commands/s vs raw conditional puts/s ({level.clients} clients, command path)",
+            level.ours.per_second,
+            level.raw_puts.per_second,
+        ),
+        _cost_gap(
+            "local_lag",
+            "local run",
+            "Projection lag p50 vs half the pollers' wait",
+            e2e.lag.p50_ms,
+            LAG_FLOOR_MS,
+            milliseconds,
+        ),
+    ]
+
+
+def _rebuild_gap(rebuild: RebuildThroughput, floor: RebuildFloor) -> Gap:
+    return _rate_gap(
+        "local_rebuild",
+        "local run",
+        "Rebuild events/s vs its row writes at raw puts/s",
+        rebuild.events_per_second,
+        floor.events_per_second,
+    )
+
+
+def _aggregate_load_gaps(loads: AggregateLoads) -> list[Gap]:
+    longest = loads.longest_stream
+    newest = loads.by_snapshots(longest).get("newest")
+    if newest is None:
+        return []
+    return [
+        Gap(
+            "aggregate_load",
+            "write path",
+            f"Cold load of a {number(longest)}-event stream with a snapshot: read units",
+            number(newest.read_units, 1),
+            number(newest.limit_read_units, 1),
+            newest.times_the_limit,
+        )
+    ]
+
+
+# -- the page, a function per section ---------------------------------------------------------------
+
+
+def intro(results: BenchResults) -> str:
+    meta = results.meta
+    env = meta.environment
+    minutes = (meta.seconds or 0) / 60
     small_note = (
-        "\n\n**This is the small (CI) run: its figures are not the published ones.**" if small else ""
+        "\n\n**This is the small (CI) run: its figures are not the published ones.**" if meta.small else ""
     )
     return f"""# Performance
 
-_Generated by `{meta.get("command", "make bench")}` (`.venv/bin/python -m bench`) from
+_Generated by `{meta.command}` (`.venv/bin/python -m bench`) from
 `bench/results.json`; do not edit by hand. `make bench` runs everything at full size (under 15
 minutes on 2 cores) and rewrites both; `.venv/bin/python -m bench.render` only re-renders._{small_note}
 
-Measured {meta.get("generated_at", "?")} at commit `{meta.get("git_commit", "?")}`
-on {env.get("cpus", "?")} CPUs ({env.get("platform", "?")}, {env.get("machine", "?")}),
-Python {env.get("python", "?")}, moto {env.get("moto", "?")}, boto3 {env.get("boto3", "?")},
-Powertools {env.get("aws-lambda-powertools", "?")}, pydantic {env.get("pydantic", "?")};
+Measured {meta.generated_at} at commit `{meta.git_commit}`
+on {env.cpus} CPUs ({env.platform}, {env.machine}),
+Python {env.python}, moto {env.moto}, boto3 {env.boto3},
+Powertools {env.powertools}, pydantic {env.pydantic};
 the whole run took {minutes:.1f} minutes.
 
 **What is counted.** A serverless event store is billed by requests and capacity units, so those
@@ -329,131 +384,25 @@ for local throughput.
 """
 
 
-def headline(results: Mapping[str, Any]) -> str:
-    rows: list[list[str]] = []
-    if _ok(results, "commands"):
-        s = {x["id"]: x for x in results["commands"]["scenarios"]}
+# The headline: a row per figure, from each section that ran.
 
-        def cmd(scenario: str, label: str) -> None:
-            x = s[scenario]
-            o, v, lim = x["ours"], x["naive"], x["limit"]
-            rows.append(
-                [
-                    label,
-                    f"{n(o['total_requests'])} req, {n(o['write_units'])} WCU, {n(o['read_units'], 1)} RCU",
-                    f"{n(v['total_requests'])} req, {n(v['write_units'])} WCU, {n(v['read_units'], 1)} RCU",
-                    f"{n(lim['total_requests'])} req, {n(lim['write_units'])} WCU",
-                    times(o["total_requests"] / lim["total_requests"])
-                    + " req, "
-                    + times(o["write_units"] / lim["write_units"])
-                    + " WCU",
-                ]
-            )
 
-        cmd("new_order", "New order")
-        cmd("warm", "Command on a warm aggregate")
-        cmd("cold_snapshots_none_yet", "Command on a cold aggregate (typical order, snapshots on)")
-        cmd("cold_long_snapshot", s["cold_long_snapshot"]["label"].replace("Cold aggregate, ", "Cold, "))
-        cmd("conflict", "Conflict and retry")
-    if _ok(results, "aggregate_load"):
-        agg = results["aggregate_load"]["results"]
-        longest = max(r["events"] for r in agg)
-        by = {r["snapshots"]: r for r in agg if r["events"] == longest}
-        if "newest" in by and "naive (item per event)" in by:
-            o, v = by["newest"], by["naive (item per event)"]
-            rows.append(
-                [
-                    f"Load a {n(longest)}-event aggregate (newest snapshot)",
-                    f"{n(o['total_requests'])} req, {kb(o['bytes_read'])}, {n(o['read_units'])} RCU",
-                    f"{n(v['total_requests'])} req, {kb(v['bytes_read'])}, {n(v['read_units'])} RCU",
-                    f"1 req, {kb(o['state_bytes'])}, {n(o['limit_read_units'])} RCU",
-                    times(o["read_units"] / max(o["limit_read_units"], 0.5)) + " RCU",
-                ]
-            )
-    if _ok(results, "projections"):
-        for mode, label in (("busy", "batches of 100"), ("quiet", "batches of 1")):
-            p = results["projections"][mode]["per_100_records"]
-            rows.append(
-                [
-                    f"Projections per 100 stream records, {label}",
-                    f"{n(p['ours']['total_requests'])} req ({n(p['ours']['write_requests'])} writes), "
-                    f"{n(p['ours']['write_units'])} WCU, {n(p['ours']['read_units'])} RCU",
-                    f"{n(p['naive']['total_requests'])} req, {n(p['naive']['write_units'])} WCU",
-                    f"{n(p['limit']['total_requests'])} req, {n(p['limit']['write_units'])} WCU",
-                    times(p["ours"]["total_requests"] / p["limit"]["total_requests"]) + " req",
-                ]
-            )
-    if _ok(results, "cold_start"):
-        c = results["cold_start"]
-        deployed, compiled = c["as_deployed"], c["with_bytecode"]
-        boto3 = deployed["boto3"]["median_ms"]
-        for package in ("command_api", "projections"):
-            rows.append(
-                [
-                    f"Cold start: `{package}.handler` import (as deployed; with bytecode)",
-                    f"{ms(deployed[package]['median_ms'])}; {ms(compiled[package]['median_ms'])}",
-                    "—",
-                    f"{ms(boto3)} (`import boto3`)",
-                    times(deployed[package]["median_ms"] / boto3),
-                ]
-            )
-    if _ok(results, "e2e"):
-        e = results["e2e"]
-        level = _e2e_level(e["command_path"]["levels"], 4)
-        with_proj = _e2e_level(e["with_projections"]["levels"], 4)
-        rows.append(
-            [
-                f"Local commands/s, {level['clients']} clients (command path; with projections)",
-                f"{n(level['ours']['per_second'])}; {n(with_proj['ours']['per_second'])}",
-                "—",
-                f"{n(level['raw_puts']['per_second'])} raw puts/s",
-                times(level["raw_puts"]["per_second"] / level["ours"]["per_second"]) + " slower",
-            ]
-        )
-        lag = e["lag"]
-        rows.append(
-            [
-                "Projection lag, write to visible (p50 / p99)",
-                f"{ms(lag['p50_ms'])} / {ms(lag['p99_ms'])}",
-                "—",
-                f"≥ {ms(POLL_INTERVAL_MS / 2)} (half the pollers' {POLL_INTERVAL_MS} ms wait)",
-                times(lag["p50_ms"] / (POLL_INTERVAL_MS / 2)) + " (p50)",
-            ]
-        )
-    if _ok(results, "rebuild"):
-        r = results["rebuild"]
-        limit = r.get("limit_events_per_second")
-        rows.append(
-            [
-                f"Rebuild, {n(r['events'])} events (local, moto)",
-                f"{n(r['events_per_second'])} events/s",
-                "—",
-                f"{n(limit)} events/s (its row writes at raw puts/s)" if limit else "—",
-                times(limit / r["events_per_second"]) + " slower" if limit else "—",
-            ]
-        )
-    if "on_paper" in results:
-        cost = results["on_paper"]["per_million_commands"]
-        rows.append(
-            [
-                "On paper: per million commands (AWS, steady mix)",
-                dollars(cost["ours"]["total_dollars"]),
-                dollars(cost["naive"]["total_dollars"]),
-                dollars(cost["limit"]["total_dollars"]),
-                times(cost["ours"]["total_dollars"] / cost["limit"]["total_dollars"]),
-            ]
-        )
-        for mode, label in (("busy", "busy stream"), ("quiet", "quiet stream")):
-            ev = results["on_paper"]["per_million_events"][mode]
-            rows.append(
-                [
-                    f"On paper: per million projected events ({label})",
-                    dollars(ev["ours"]["total_dollars"]),
-                    dollars(ev["naive"]["total_dollars"]),
-                    dollars(ev["limit"]["total_dollars"]),
-                    times(ev["ours"]["total_dollars"] / ev["limit"]["total_dollars"]),
-                ]
-            )
+def headline(results: BenchResults) -> str:
+    rows: list[Row] = []
+    if results.commands is not None:
+        rows += _command_headlines(results.commands)
+    if results.aggregate_load is not None:
+        rows += _aggregate_load_headlines(results.aggregate_load)
+    if results.projections is not None:
+        rows += _projection_headlines(results.projections)
+    if results.cold_start is not None:
+        rows += _cold_start_headlines(results.cold_start)
+    if results.e2e is not None:
+        rows += _end_to_end_headlines(results.e2e)
+    if results.rebuild is not None:
+        rows.append(_rebuild_headline(results.rebuild))
+    if results.on_paper is not None:
+        rows += _on_paper_headlines(results.on_paper)
     return (
         "## Headline figures\n\n"
         + table(["Figure", "Ours", "Naive baseline", "Limit", "Ours ÷ limit"], rows)
@@ -461,27 +410,152 @@ def headline(results: Mapping[str, Any]) -> str:
     )
 
 
-def commands_section(results: Mapping[str, Any]) -> str:
-    text = "## 1. Requests and capacity per command\n\n"
-    if not _ok(results, "commands"):
-        return text + _missing(results, "commands")
-    c = results["commands"]
+def _command_headlines(commands: CommandCosts) -> list[Row]:
+    long_stream = commands.scenario("cold_long_snapshot").label.replace("Cold aggregate, ", "Cold, ")
+    shown = (
+        ("new_order", "New order"),
+        ("warm", "Command on a warm aggregate"),
+        ("cold_snapshots_none_yet", "Command on a cold aggregate (typical order, snapshots on)"),
+        ("cold_long_snapshot", long_stream),
+        ("conflict", "Conflict and retry"),
+    )
+    return [_command_headline(label, commands.scenario(scenario_id).cost) for scenario_id, label in shown]
+
+
+def _command_headline(label: str, cost: Variants[CountedCost]) -> Row:
+    ours, limit = cost.ours, cost.limit
+    return [
+        label,
+        requests_and_units(ours),
+        requests_and_units(cost.naive),
+        requests_and_write_units(limit),
+        f"{times(ours.total_requests / limit.total_requests)} req, "
+        f"{times(ours.write_units / limit.write_units)} WCU",
+    ]
+
+
+def _aggregate_load_headlines(loads: AggregateLoads) -> list[Row]:
+    longest = loads.longest_stream
+    by_snapshots = loads.by_snapshots(longest)
+    if "newest" not in by_snapshots or NAIVE_LOAD not in by_snapshots:
+        return []
+    ours, naive = by_snapshots["newest"], by_snapshots[NAIVE_LOAD]
+    return [
+        [
+            f"Load a {number(longest)}-event aggregate (newest snapshot)",
+            _load_figures(ours),
+            _load_figures(naive),
+            f"1 req, {byte_size(ours.state_bytes)}, {number(ours.limit_read_units)} RCU",
+            f"{times(ours.times_the_limit)} RCU",
+        ]
+    ]
+
+
+def _load_figures(load: AggregateLoad) -> str:
+    return f"{number(load.total_requests)} req, {byte_size(load.bytes_read)}, {number(load.read_units)} RCU"
+
+
+def _projection_headlines(projections: ProjectionCosts) -> list[Row]:
+    return [
+        _projection_headline(label, delivery.per_100_records)
+        for delivery, label in ((projections.busy, "batches of 100"), (projections.quiet, "batches of 1"))
+    ]
+
+
+def _projection_headline(batches: str, cost: Variants[CountedCost]) -> Row:
+    ours = cost.ours
+    return [
+        f"Projections per 100 stream records, {batches}",
+        f"{number(ours.total_requests)} req ({number(ours.write_requests)} writes), "
+        f"{number(ours.write_units)} WCU, {number(ours.read_units)} RCU",
+        requests_and_write_units(cost.naive),
+        requests_and_write_units(cost.limit),
+        f"{times(ours.total_requests / cost.limit.total_requests)} req",
+    ]
+
+
+def _cold_start_headlines(cold_start: ColdStarts) -> list[Row]:
     rows = []
-    for x in c["scenarios"]:
-        o, v, lim = x["ours"], x["naive"], x["limit"]
+    for package in ("command_api", "projections"):
+        deployed = cold_start.as_deployed[package].median_ms
         rows.append(
             [
-                x["label"] + (f"; {x['note']}" if x.get("note") else ""),
-                requests_text(o),
-                n(o["write_units"]),
-                n(o["read_units"], 1),
-                requests_text(v),
-                n(v["write_units"]),
-                n(v["read_units"], 1),
-                f"1 PutItem, {n(lim['write_units'])} WCU",
-                f"{n(x['commit_bytes'])} B ({n(x['compressed_commit_bytes'])} B compressed)",
+                f"Cold start: `{package}.handler` import (as deployed; with bytecode)",
+                f"{milliseconds(deployed)}; {milliseconds(cold_start.with_bytecode[package].median_ms)}",
+                "—",
+                f"{milliseconds(cold_start.boto3_ms)} (`import boto3`)",
+                times(deployed / cold_start.boto3_ms),
             ]
         )
+    return rows
+
+
+def _end_to_end_headlines(e2e: EndToEnd) -> list[Row]:
+    command_path = e2e.command_path.level(QUOTED_CLIENTS)
+    with_projections = e2e.with_projections.level(QUOTED_CLIENTS)
+    lag = e2e.lag
+    return [
+        [
+            f"Local commands/s, {command_path.clients} clients (command path; with projections)",
+            f"{number(command_path.ours.per_second)}; {number(with_projections.ours.per_second)}",
+            "—",
+            f"{number(command_path.raw_puts.per_second)} raw puts/s",
+            f"{times(command_path.raw_puts.per_second / command_path.ours.per_second)} slower",
+        ],
+        [
+            "Projection lag, write to visible (p50 / p99)",
+            f"{milliseconds(lag.p50_ms)} / {milliseconds(lag.p99_ms)}",
+            "—",
+            f"≥ {milliseconds(LAG_FLOOR_MS)} (half the pollers' {POLL_INTERVAL_MS} ms wait)",
+            f"{times(lag.p50_ms / LAG_FLOOR_MS)} (p50)",
+        ],
+    ]
+
+
+def _rebuild_headline(rebuild: RebuildThroughput) -> Row:
+    floor = rebuild.floor
+    return [
+        f"Rebuild, {number(rebuild.events)} events (local, moto)",
+        f"{number(rebuild.events_per_second)} events/s",
+        "—",
+        f"{number(floor.events_per_second)} events/s (its row writes at raw puts/s)" if floor else "—",
+        f"{times(floor.events_per_second / rebuild.events_per_second)} slower" if floor else "—",
+    ]
+
+
+def _on_paper_headlines(on_paper: OnPaper) -> list[Row]:
+    def total(bill: CommandBill | EventBill) -> float:
+        return bill.total_dollars
+
+    return [
+        _dollars_headline("per million commands (AWS, steady mix)", on_paper.per_million_commands.map(total)),
+        _dollars_headline(
+            "per million projected events (busy stream)", on_paper.per_million_busy_events.bills.map(total)
+        ),
+        _dollars_headline(
+            "per million projected events (quiet stream)", on_paper.per_million_quiet_events.bills.map(total)
+        ),
+    ]
+
+
+def _dollars_headline(what: str, total_dollars: Variants[float]) -> Row:
+    return [
+        f"On paper: {what}",
+        dollars(total_dollars.ours),
+        dollars(total_dollars.naive),
+        dollars(total_dollars.limit),
+        times(total_dollars.ours / total_dollars.limit),
+    ]
+
+
+# 1. Commands
+
+
+def commands_section(results: BenchResults) -> str:
+    heading = "## 1. Requests and capacity per command\n\n"
+    commands = results.commands
+    if commands is None:
+        return heading + results.without_figures("commands")
     header = [
         "Command",
         "Ours: requests",
@@ -494,11 +568,12 @@ def commands_section(results: Mapping[str, Any]) -> str:
         "Commit item",
     ]
     return (
-        text + "The real command service on moto with a counted client, beside the naive service on the same "
+        heading
+        + "The real command service on moto with a counted client, beside the naive service on the same "
         "history (`bench/command_cost.py`). Ids are shaped as the API makes them (uuids, a Cognito sub, "
         "a SHA-256 request fingerprint). Snapshots every "
-        f"{c['snapshot_every']} events. RCU are strongly consistent read units, WCU write units.\n\n"
-        + table(header, rows, "l" + "r" * 8)
+        f"{commands.snapshot_every} events. RCU are strongly consistent read units, WCU write units.\n\n"
+        + table(header, [_command_row(scenario) for scenario in commands.scenarios])
         + "\n\n"
         "- A warm command is one `PutItem` of one item, as the limit: the cache and the commit item "
         "(ADR 1, ADR 3) remove the read and the per-event items the naive store pays for.\n"
@@ -509,45 +584,38 @@ def commands_section(results: Mapping[str, Any]) -> str:
     )
 
 
-def aggregate_section(results: Mapping[str, Any]) -> str:
-    text = "## 2. Aggregate load as the stream grows\n\n"
-    if not _ok(results, "aggregate_load"):
-        return text + _missing(results, "aggregate_load")
-    a = results["aggregate_load"]
-    rows = []
-    for size in sorted({r["events"] for r in a["results"]}):
-        group = [r for r in a["results"] if r["events"] == size]
-        for r in group:
-            start = f"snapshot at {n(r['snapshot_version'])}" if r["snapshot_version"] else "event 1"
-            requests = ", ".join(f"{c} {name}" for name, c in sorted(r["requests"].items()))
-            rows.append(
-                [
-                    n(size),
-                    "ours, " + r["snapshots"]
-                    if not r["snapshots"].startswith("naive")
-                    else "naive: item per event",
-                    f"{r['total_requests']} ({requests})",
-                    n(r["bytes_read"]),
-                    n(r["read_units"]),
-                    f"{start} ({n(r['events_folded'])} events)",
-                    ms(r["milliseconds"]),
-                ]
-            )
-        rows.append(
-            [
-                n(size),
-                "limit: one read of the state",
-                "1 (GetItem)",
-                n(group[0]["state_bytes"]),
-                n(group[0]["limit_read_units"]),
-                "—",
-                "—",
-            ]
-        )
+def _command_row(scenario: CommandScenario) -> Row:
+    ours, naive = scenario.cost.ours, scenario.cost.naive
+    return [
+        scenario.label + (f"; {scenario.note}" if scenario.note else ""),
+        requests_text(ours),
+        number(ours.write_units),
+        number(ours.read_units, 1),
+        requests_text(naive),
+        number(naive.write_units),
+        number(naive.read_units, 1),
+        f"1 PutItem, {number(scenario.cost.limit.write_units)} WCU",
+        f"{number(scenario.commit_bytes)} B ({number(scenario.compressed_commit_bytes)} B compressed)",
+    ]
+
+
+# 2. Aggregate load
+
+
+def aggregate_section(results: BenchResults) -> str:
+    heading = "## 2. Aggregate load as the stream grows\n\n"
+    loads = results.aggregate_load
+    if loads is None:
+        return heading + results.without_figures("aggregate_load")
+    rows: list[Row] = []
+    for events in loads.stream_lengths():
+        same_length = loads.of_length(events)
+        rows += [_load_row(load) for load in same_length]
+        rows.append(_limit_load_row(same_length[0]))
     return (
-        text + "Orders built through the real command service (the 200-line cap lifted), loaded cold by a "
+        heading + "Orders built through the real command service (the 200-line cap lifted), loaded cold by a "
         "fresh service (`bench/aggregate_load.py`); bytes are the returned items' sizes, what read "
-        f"units are billed on; snapshot every {a['snapshot_every']} events; time is the median of "
+        f"units are billed on; snapshot every {loads.snapshot_every} events; time is the median of "
         'three loads on moto. "One interval older" is the worst case: just short of the next '
         "snapshot. The limit reads the state alone: the size of the snapshot item it makes.\n\n"
         + table(
@@ -559,15 +627,44 @@ def aggregate_section(results: Mapping[str, Any]) -> str:
     )
 
 
-def projections_section(results: Mapping[str, Any]) -> str:
-    text = "## 3. Projection cost per 100 stream records\n\n"
-    if not _ok(results, "projections"):
-        return text + _missing(results, "projections")
-    p = results["projections"]
-    busy_workload = p["busy"]["workload"]
-    text += (
-        "A realistic mix written through the command service (stock and reorder levels for "
-        f"{busy_workload['products']} products; orders of 1–3 lines by {busy_workload['customers']} "
+def _load_row(load: AggregateLoad) -> Row:
+    start = f"snapshot at {number(load.snapshot_version)}" if load.snapshot_version else "event 1"
+    requests = ", ".join(f"{count} {operation}" for operation, count in sorted(load.requests.items()))
+    return [
+        number(load.events),
+        "naive: item per event" if load.is_naive else f"ours, {load.snapshots}",
+        f"{load.total_requests} ({requests})",
+        number(load.bytes_read),
+        number(load.read_units),
+        f"{start} ({number(load.events_folded)} events)",
+        milliseconds(load.milliseconds),
+    ]
+
+
+def _limit_load_row(load: AggregateLoad) -> Row:
+    return [
+        number(load.events),
+        "limit: one read of the state",
+        "1 (GetItem)",
+        number(load.state_bytes),
+        number(load.limit_read_units),
+        "—",
+        "—",
+    ]
+
+
+# 3. Projections
+
+
+def projections_section(results: BenchResults) -> str:
+    heading = "## 3. Projection cost per 100 stream records\n\n"
+    projections = results.projections
+    if projections is None:
+        return heading + results.without_figures("projections")
+    workload = projections.busy.workload
+    return (
+        heading + "A realistic mix written through the command service (stock and reorder levels for "
+        f"{workload.products} products; orders of 1–3 lines by {workload.customers} "
         "customers, 40% add an "
         "item, 30% shipped, 15% cancelled), delivered from the events stream to the four live "
         "projections by the local event source mapping, each with a counted client "
@@ -576,355 +673,384 @@ def projections_section(results: Mapping[str, Any]) -> str:
         "row (it reads nothing and is not exact under redelivery: a cheap baseline). The limit writes "
         "each row a batch changes once (at least one write unit, at the row's final size) and reads "
         "nothing.\n\n"
+        + _delivery_table(
+            "Busy stream: the backlog in batches of 100 (the stack's batch size)", projections.busy
+        )
+        + _delivery_table(
+            "Quiet stream: one record per batch (commands trickling in; no batching window)",
+            projections.quiet,
+        )
+        + _read_growth(projections.busy)
     )
-    for mode, title in (
-        ("busy", "Busy stream: the backlog in batches of 100 (the stack's batch size)"),
-        ("quiet", "Quiet stream: one record per batch (commands trickling in; no batching window)"),
-    ):
-        d = p[mode]
-        w = d["workload"]
-        rows = []
-        for name in PROJECTION_NAMES:
-            x = d["projections"][name]
-            o, v, lim = x["ours"], x["naive"], x["limit"]
-            rows.append(
-                [
-                    f"`{name}`",
-                    n(o["write_requests"], 1),
-                    n(o["read_requests"], 1),
-                    n(o["write_units"], 1),
-                    n(o["read_units"], 1),
-                    n(v["write_requests"], 1),
-                    n(v["write_units"], 1),
-                    n(lim["write_requests"], 1),
-                    n(lim["write_units"], 1),
-                ]
-            )
-        t = d["per_100_records"]
-        rows.append(
-            [
-                "**all four**",
-                f"**{n(t['ours']['write_requests'], 1)}**",
-                f"**{n(t['ours']['read_requests'], 1)}**",
-                f"**{n(t['ours']['write_units'], 1)}**",
-                f"**{n(t['ours']['read_units'], 1)}**",
-                f"**{n(t['naive']['write_requests'], 1)}**",
-                f"**{n(t['naive']['write_units'], 1)}**",
-                f"**{n(t['limit']['write_requests'], 1)}**",
-                f"**{n(t['limit']['write_units'], 1)}**",
-            ]
-        )
-        header = [
-            "Projection",
-            "Ours: writes",
-            "reads",
-            "WCU",
-            "RCU",
-            "Naive: writes",
-            "WCU",
-            "Limit: writes",
-            "WCU",
-        ]
-        text += (
-            f"**{title}**: {n(w['orders'])} orders, {n(w['records'])} records, {n(w['events'])} events.\n\n"
-            + table(header, rows)
-            + "\n\n"
-        )
+
+
+def _delivery_table(title: str, delivery: ProjectionDelivery) -> str:
+    header = [
+        "Projection",
+        "Ours: writes",
+        "reads",
+        "WCU",
+        "RCU",
+        "Naive: writes",
+        "WCU",
+        "Limit: writes",
+        "WCU",
+    ]
+    rows = [[f"`{name}`", *_projection_figures(delivery.projections[name].cost)] for name in PROJECTION_NAMES]
+    rows.append([bold("all four"), *map(bold, _projection_figures(delivery.per_100_records))])
+    workload = delivery.workload
+    return (
+        f"**{title}**: {number(workload.orders)} orders, {number(workload.records)} records, "
+        f"{number(workload.events)} events.\n\n" + table(header, rows) + "\n\n"
+    )
+
+
+def _projection_figures(cost: Variants[CountedCost]) -> Row:
+    ours, naive, limit = cost.ours, cost.naive, cost.limit
+    figures = (
+        ours.write_requests,
+        ours.read_requests,
+        ours.write_units,
+        ours.read_units,
+        naive.write_requests,
+        naive.write_units,
+        limit.write_requests,
+        limit.write_units,
+    )
+    return [number(figure, 1) for figure in figures]
+
+
+def _read_growth(busy: ProjectionDelivery) -> str:
     growth = []
-    for name in ("sales_analytics", "inventory", "customer_summary"):
-        x = p["busy"]["projections"][name]
-        part = p["busy"]["partitions"].get(name, {})
+    for name in SUMMARY_PROJECTIONS:
+        cost = busy.projections[name]
+        partition = busy.largest_partition(name)
         growth.append(
-            f"`{name}` {n(x['first_batch']['read_units'], 1)} → {n(x['last_batch']['read_units'], 1)} "
-            f"(largest partition at the end: {n(part.get('largest_rows', 0))} rows, "
-            f"{kb(part.get('largest_bytes', 0))})"
+            f"`{name}` {number(cost.first_batch.read_units, 1)} → {number(cost.last_batch.read_units, 1)} "
+            f"(largest partition at the end: {number(partition.rows)} rows, "
+            f"{byte_size(partition.size_bytes)})"
         )
-    text += (
+    return (
         "**How it grows.** Read units per 100 records in the first full batch → the last, busy stream: "
         + "; ".join(growth)
         + ". Each summary is recomputed from every contribution row of its partition (a strongly "
         "consistent Query per batch): the day's sales read more with every order of the day.\n"
     )
-    return text
 
 
-def cold_start_section(results: Mapping[str, Any]) -> str:
-    text = "## 4. Cold start\n\n"
-    if not _ok(results, "cold_start"):
-        return text + _missing(results, "cold_start")
-    c = results["cold_start"]
-    deployed, compiled = c["as_deployed"], c["with_bytecode"]
-    sizes = c["sizes"]
-    boto3 = deployed["boto3"]["median_ms"]
-    rows = []
-    for package, size in sizes["functions"].items():
-        top = ", ".join(f"{name} {ms(t)}" for name, t in list(deployed[package]["by_package_ms"].items())[:3])
-        rows.append(
-            [
-                f"`{package}`",
-                ms(deployed[package]["median_ms"]),
-                ms(compiled[package]["median_ms"]),
-                times(deployed[package]["median_ms"] / boto3),
-                top,
-                kb(size["code"]["unzipped"]),
-                f"{kb(size['total_unzipped'])} ({kb(size['total_zipped'])} zipped)",
-            ]
-        )
-    rows.append(["`import boto3` alone", ms(boto3), ms(compiled["boto3"]["median_ms"]), "1.0×", "", "", ""])
-    deps = sizes.get("deps_layer")
-    layer_text = (
-        f"core layer {kb(sizes['core_layer']['unzipped'])}, dependencies layer "
-        f"{kb(deps['unzipped'])} ({', '.join(sizes['deps_layer_distributions'])})"
-        if deps
-        else f"core layer {kb(sizes['core_layer']['unzipped'])}; {sizes['note']}"
-    )
+# 4. Cold start
+
+
+def cold_start_section(results: BenchResults) -> str:
+    heading = "## 4. Cold start\n\n"
+    cold_start = results.cold_start
+    if cold_start is None:
+        return heading + results.without_figures("cold_start")
+    sizes = cold_start.sizes
+    rows = [_cold_start_row(cold_start, package, size) for package, size in sizes.functions.items()]
+    rows.append(_boto3_alone_row(cold_start))
+    layers = _layers_text(sizes)
+    header = [
+        "Function",
+        "As deployed",
+        "With bytecode",
+        "÷ boto3",
+        "Largest shares (as deployed)",
+        "Code",
+        "Code + layers",
+    ]
     return (
-        text
-        + f"`python -X importtime` of each handler module in fresh interpreters with Lambda's `sys.path` "
-        f"(function package, core layer, dependencies layer, the runtime's boto3; `-I -S`), median of "
-        f'{c["runs"]} (`bench/cold_start.py`), Python {c["python"]} here (Lambda runs 3.14). "As deployed" '
+        heading
+        + "`python -X importtime` of each handler module in fresh interpreters with Lambda's `sys.path` "
+        "(function package, core layer, dependencies layer, the runtime's boto3; `-I -S`), median of "
+        f"{cold_start.runs} (`bench/cold_start.py`), Python {cold_start.python} here (Lambda runs 3.14). "
+        '"As deployed" '
         "has no bytecode for our code and the layers (nothing ships it and Lambda's code directories are "
         'read-only, so every cold start compiles them); "with bytecode" is the same after `compileall`. '
         "The runtime's boto3 has its bytecode in both. The third column is where the as-deployed time "
-        f"goes (self time by package). Sizes: the function's package plus both layers ({layer_text}); "
-        f"Lambda allows {kb(sizes['lambda_unzipped_limit'])} unzipped.\n\n"
-        + table(
-            [
-                "Function",
-                "As deployed",
-                "With bytecode",
-                "÷ boto3",
-                "Largest shares (as deployed)",
-                "Code",
-                "Code + layers",
-            ],
-            rows,
-            "lrrrlrr",
-        )
+        f"goes (self time by package). Sizes: the function's package plus both layers ({layers}); "
+        f"Lambda allows {byte_size(sizes.lambda_unzipped_limit)} unzipped.\n\n"
+        + table(header, rows, "lrrrlrr")
         + "\n"
     )
 
 
-def e2e_section(results: Mapping[str, Any]) -> str:
-    text = "## 5. Local end-to-end throughput and projection lag\n\n"
-    if not _ok(results, "e2e"):
-        return text + _missing(results, "e2e")
-    e = results["e2e"]
-    rows = []
-    for with_p, alone in zip(e["with_projections"]["levels"], e["command_path"]["levels"], strict=True):
-        rows.append(
-            [
-                str(alone["clients"]),
-                f"{n(alone['ours']['per_second'])} (p50 {ms(alone['ours']['latency_p50_ms'])})",
-                f"{n(alone['raw_puts']['per_second'])}",
-                f"{alone['ratio']:.2f}",
-                f"{n(with_p['ours']['per_second'])} (p50 {ms(with_p['ours']['latency_p50_ms'])})",
-                f"{n(with_p['raw_puts']['per_second'])}",
-                f"{with_p['ratio']:.2f}",
-            ]
-        )
-    lag = e["lag"]
+def _cold_start_row(cold_start: ColdStarts, package: str, size: FunctionSize) -> Row:
+    deployed = cold_start.as_deployed[package]
+    largest_shares = list(deployed.by_package_ms.items())[:3]
+    return [
+        f"`{package}`",
+        milliseconds(deployed.median_ms),
+        milliseconds(cold_start.with_bytecode[package].median_ms),
+        times(deployed.median_ms / cold_start.boto3_ms),
+        ", ".join(f"{name} {milliseconds(share)}" for name, share in largest_shares),
+        byte_size(size.code_unzipped),
+        f"{byte_size(size.total_unzipped)} ({byte_size(size.total_zipped)} zipped)",
+    ]
+
+
+def _boto3_alone_row(cold_start: ColdStarts) -> Row:
+    boto3_with_bytecode = cold_start.with_bytecode["boto3"].median_ms
+    return [
+        "`import boto3` alone",
+        milliseconds(cold_start.boto3_ms),
+        milliseconds(boto3_with_bytecode),
+        "1.0×",
+        "",
+        "",
+        "",
+    ]
+
+
+def _layers_text(sizes: DeploymentSizes) -> str:
+    core = f"core layer {byte_size(sizes.core_layer_unzipped)}"
+    if sizes.deps_layer_unzipped is None:
+        return f"{core}; {sizes.note}"
+    distributions = ", ".join(sizes.deps_layer_distributions)
+    return f"{core}, dependencies layer {byte_size(sizes.deps_layer_unzipped)} ({distributions})"
+
+
+# 5. Local end-to-end
+
+
+def e2e_section(results: BenchResults) -> str:
+    heading = "## 5. Local end-to-end throughput and projection lag\n\n"
+    e2e = results.e2e
+    if e2e is None:
+        return heading + results.without_figures("e2e")
+    levels = zip(e2e.command_path.levels, e2e.with_projections.levels, strict=True)
+    rows = [
+        [str(command_path.clients), *_level_cells(command_path), *_level_cells(with_projections)]
+        for command_path, with_projections in levels
+    ]
+    header = [
+        "Clients",
+        "Command path: commands/s",
+        "Raw puts/s",
+        "Ratio",
+        "`orders serve`: commands/s",
+        "Raw puts/s",
+        "Ratio",
+    ]
+    lag = e2e.lag
     return (
-        text
+        heading
         + "Through the local HTTP server in a separate process (`bench/e2e.py`), N clients on keep-alive "
-        f"connections, {e['command_mix']}; every command is one conditional `PutItem`. Beside it, raw "
+        f"connections, {e2e.command_mix}; every command is one conditional `PutItem`. Beside it, raw "
         "conditional `PutItem`s of a commit-sized item on the same moto endpoint from as many threads, "
         'in the same run. "Command path" is the same server without its stream pollers; "`orders serve`" '
         "runs the four projections in the server's process, as users run it (on AWS they run in other "
         "functions).\n\n"
-        + table(
-            [
-                "Clients",
-                "Command path: commands/s",
-                "Raw puts/s",
-                "Ratio",
-                "`orders serve`: commands/s",
-                "Raw puts/s",
-                "Ratio",
-            ],
-            rows,
-        )
+        + table(header, rows)
         + f"\n\n**Projection lag** (`orders serve`, one order at a time, from the command's answer to the "
-        f"first `GET /orders/{{id}}` that shows it, polled every {lag['poll_interval_ms']:.0f} ms; "
-        f"{lag['orders']} orders): p50 {ms(lag['p50_ms'])}, p99 {ms(lag['p99_ms'])}, "
-        f"mean {ms(lag['mean_ms'])}. "
+        f"first `GET /orders/{{id}}` that shows it, polled every {lag.poll_interval_ms:.0f} ms; "
+        f"{lag.orders} orders): p50 {milliseconds(lag.p50_ms)}, p99 {milliseconds(lag.p99_ms)}, "
+        f"mean {milliseconds(lag.mean_ms)}. "
         "The local pollers wait 100 ms between empty polls; Lambda polls a shard about four times a second.\n"
     )
 
 
-def rebuild_section(results: Mapping[str, Any]) -> str:
-    text = "## 6. Rebuild throughput\n\n"
-    if not _ok(results, "rebuild"):
-        return text + _missing(results, "rebuild")
-    r = results["rebuild"]
-    phases = ", ".join(f"{name} at {t:.1f} s" for name, t in r["phases_reached_at_seconds"].items())
-    floor = (
-        f"The apply writes one row per order ({n(r['rows_written'])} rows); at the "
-        f"{n(r['raw_puts_per_second'])} conditional puts a second that moto takes in this process "
-        "(measured after the run), the "
-        f"rows alone bound the run at {n(r['limit_events_per_second'])} events/s: the rest is the "
-        "export, the shuffle through S3 objects and the workflow's waits. "
-        if r.get("limit_events_per_second")
-        else "Bounded by moto's conditional writes in one Python process, not by the workflow. "
-    )
-    return text + (
-        f"`{r['projection']}` rebuilt from {n(r['events'])} events ({n(r['commits'])} commits) through "
+def _level_cells(level: LoadLevel) -> Row:
+    return [
+        f"{number(level.ours.per_second)} (p50 {milliseconds(level.ours.latency_p50_ms)})",
+        number(level.raw_puts.per_second),
+        f"{level.ratio:.2f}",
+    ]
+
+
+# 6. Rebuild
+
+
+def rebuild_section(results: BenchResults) -> str:
+    heading = "## 6. Rebuild throughput\n\n"
+    rebuild = results.rebuild
+    if rebuild is None:
+        return heading + results.without_figures("rebuild")
+    phases = ", ".join(f"{phase} at {at:.1f} s" for phase, at in rebuild.phases_reached_at_seconds.items())
+    return heading + (
+        f"`{rebuild.projection}` rebuilt from {number(rebuild.events)} events "
+        f"({number(rebuild.commits)} commits) through "
         "`workflows/rebuild.asl.json` on moto's Step Functions with the in-process worker "
-        f"(`bench/rebuild_throughput.py`): **{n(r['seconds'], 1)} s, "
-        f"{n(r['events_per_second'])} events/s** end "
-        f"to end (phases reached: {phases}). {floor}ADR 9 has the estimate for 100 million events on "
-        "AWS (45–60 minutes).\n"
+        f"(`bench/rebuild_throughput.py`): **{number(rebuild.seconds, 1)} s, "
+        f"{number(rebuild.events_per_second)} events/s** end "
+        f"to end (phases reached: {phases}). {_rebuild_floor_text(rebuild.floor)}ADR 9 has the estimate "
+        "for 100 million events on AWS (45–60 minutes).\n"
     )
 
 
-def on_paper_section(results: Mapping[str, Any]) -> str:
-    text = "## 7. On paper: AWS cost and the hot-stream limit\n\n"
-    if "on_paper" not in results:
-        return text + "_Needs the command and projection sections._\n"
-    o = results["on_paper"]
-    prices, a = o["prices"], o["assumptions"]
-    text += (
-        f"**Prices (assumptions)**: {prices['basis']}. "
-        f"Lambda arm64 ${prices['lambda_per_gb_second_arm64']:.10f} "
-        f"per GB-second and ${prices['lambda_per_million_requests']:.2f} per million requests; HTTP API "
-        f"${prices['http_api_per_million_requests']:.2f} per million requests; DynamoDB on-demand "
-        f"${prices['dynamodb_per_million_write_units']} per million write request units and "
-        f"${prices['dynamodb_per_million_read_units']} per million read request units; storage "
-        f"${prices['dynamodb_storage_per_gb_month']} per GB-month (not below: about a kilobyte per "
+def _rebuild_floor_text(floor: RebuildFloor | None) -> str:
+    if floor is None:
+        return "Bounded by moto's conditional writes in one Python process, not by the workflow. "
+    return (
+        f"The apply writes one row per order ({number(floor.rows_written)} rows); at the "
+        f"{number(floor.raw_puts_per_second)} conditional puts a second that moto takes in this process "
+        "(measured after the run), the "
+        f"rows alone bound the run at {number(floor.events_per_second)} events/s: the rest is the "
+        "export, the shuffle through S3 objects and the workflow's waits. "
+    )
+
+
+# 7. On paper
+
+
+def on_paper_section(results: BenchResults) -> str:
+    heading = "## 7. On paper: AWS cost and the hot-stream limit\n\n"
+    on_paper = results.on_paper
+    if on_paper is None:
+        return heading + "_Needs the command and projection sections._\n"
+    return (
+        heading
+        + _prices_and_assumptions(on_paper.prices, on_paper.assumptions)
+        + _command_bills_table(on_paper.per_million_commands)
+        + _event_bills_table(on_paper)
+        + _hot_stream_text(on_paper.hot_stream, on_paper.assumptions)
+    )
+
+
+def _prices_and_assumptions(prices: Prices, assumptions: Assumptions) -> str:
+    command_mix = ", ".join(
+        f"{share:.0%} {scenario.replace('_', ' ')}" for scenario, share in assumptions.command_mix.items()
+    )
+    return (
+        f"**Prices (assumptions)**: {prices.basis}. "
+        f"Lambda arm64 ${prices.lambda_per_gb_second_arm64:.10f} "
+        f"per GB-second and ${prices.lambda_per_million_requests:.2f} per million requests; HTTP API "
+        f"${prices.http_api_per_million_requests:.2f} per million requests; DynamoDB on-demand "
+        f"${prices.dynamodb_per_million_write_units} per million write request units and "
+        f"${prices.dynamodb_per_million_read_units} per million read request units; storage "
+        f"${prices.dynamodb_storage_per_gb_month} per GB-month (not below: about a kilobyte per "
         "command, a quarter of a dollar a month per million commands kept); DynamoDB Streams reads by "
         "Lambda are free.\n\n"
-        f"**Assumptions**: {a['memory_gb'] * 1024:.0f} MB functions; billed duration = "
-        f"{a['invocation_ms']:.0f} ms + {a['dynamodb_request_ms']:.0f} ms per DynamoDB request "
-        f"(+ {a['projection_record_ms']} ms per record in a batch), rounded up to the millisecond; "
-        "command mix "
-        + ", ".join(f"{share:.0%} {name.replace('_', ' ')}" for name, share in a["command_mix"].items())
-        + " (per-command requests and units from section 1); projected events as measured in section 3 "
+        f"**Assumptions**: {assumptions.memory_gb * 1024:.0f} MB functions; billed duration = "
+        f"{assumptions.invocation_ms:.0f} ms + {assumptions.dynamodb_request_ms:.0f} ms per DynamoDB request "
+        f"(+ {assumptions.projection_record_ms} ms per record in a batch), rounded up to the millisecond; "
+        f"command mix {command_mix}"
+        " (per-command requests and units from section 1); projected events as measured in section 3 "
         "(busy: full batches of 100; quiet: one record per batch), four projections. Cold starts, the "
         "query side and the rebuild are not included.\n\n"
     )
-    rows = []
-    for variant, label in (("ours", "Ours"), ("naive", "Naive baseline"), ("limit", "Limit")):
-        x = o["per_million_commands"][variant]
-        d = x["dollars"]
-        rows.append(
-            [
-                label,
-                n(x["requests_per_command"], 2),
-                n(x["write_units_per_command"], 2),
-                n(x["read_units_per_command"], 2),
-                dollars(d["api_gateway"]),
-                dollars(d["lambda"]),
-                dollars(d["dynamodb_writes"] + d["dynamodb_reads"]),
-                f"**{dollars(x['total_dollars'])}**",
-            ]
+
+
+def _command_bills_table(bills: Variants[CommandBill]) -> str:
+    header = ["", "Requests/command", "WCU/command", "RCU/command", "HTTP API", "Lambda", "DynamoDB", "Total"]
+    rows = [
+        [
+            label,
+            number(bill.requests_per_command, 2),
+            number(bill.write_units_per_command, 2),
+            number(bill.read_units_per_command, 2),
+            dollars(bill.dollars.api_gateway),
+            dollars(bill.dollars.lambda_functions),
+            dollars(bill.dollars.dynamodb_writes + bill.dollars.dynamodb_reads),
+            bold(dollars(bill.total_dollars)),
+        ]
+        for label, bill in bills.labelled()
+    ]
+    return "**Per million commands**\n\n" + table(header, rows) + "\n\n"
+
+
+def _event_bills_table(on_paper: OnPaper) -> str:
+    header = ["", "Requests/event", "Invocations", "Lambda", "DynamoDB writes", "DynamoDB reads", "Total"]
+    rows = [
+        [
+            f"{mode}: {label}",
+            number(bill.requests_per_event, 2),
+            number(bills.invocations),
+            dollars(bill.dollars.lambda_functions),
+            dollars(bill.dollars.dynamodb_writes),
+            dollars(bill.dollars.dynamodb_reads),
+            bold(dollars(bill.total_dollars)),
+        ]
+        for mode, bills in (
+            ("busy", on_paper.per_million_busy_events),
+            ("quiet", on_paper.per_million_quiet_events),
         )
-    text += (
-        "**Per million commands**\n\n"
-        + table(
-            ["", "Requests/command", "WCU/command", "RCU/command", "HTTP API", "Lambda", "DynamoDB", "Total"],
-            rows,
-        )
-        + "\n\n"
-    )
-    rows = []
-    for mode in ("busy", "quiet"):
-        ev = o["per_million_events"][mode]
-        for variant, label in (("ours", "Ours"), ("naive", "Naive baseline"), ("limit", "Limit")):
-            x = ev[variant]
-            d = x["dollars"]
-            rows.append(
-                [
-                    f"{mode}: {label}",
-                    n(x["requests_per_event"], 2),
-                    n(ev["invocations"]),
-                    dollars(d["lambda"]),
-                    dollars(d["dynamodb_writes"]),
-                    dollars(d["dynamodb_reads"]),
-                    f"**{dollars(x['total_dollars'])}**",
-                ]
-            )
-    text += (
-        "**Per million projected events** (all four read models)\n\n"
-        + table(
-            ["", "Requests/event", "Invocations", "Lambda", "DynamoDB writes", "DynamoDB reads", "Total"],
-            rows,
-        )
-        + "\n\n"
-    )
-    h = o["hot_stream"]
-    text += (
+        for label, bill in bills.bills.labelled()
+    ]
+    return "**Per million projected events** (all four read models)\n\n" + table(header, rows) + "\n\n"
+
+
+def _hot_stream_text(hot: HotStream, assumptions: Assumptions) -> str:
+    return (
         "**Hot-stream limit.** All of a stream's commits share one partition key, so one stream can take "
-        f"at most {n(h['partition_write_units_per_second'])} write units a second (DynamoDB's per-partition "
-        f"limit): at {n(h['write_units_per_warm_command'])} WCU per warm command, "
-        f"**{n(h['commands_per_second_per_stream_by_partition'])} commands a second on one order or "
+        f"at most {number(hot.partition_write_units_per_second)} write units a second (DynamoDB's "
+        f"per-partition limit): at {number(hot.write_units_per_warm_command)} WCU per warm command, "
+        f"**{number(hot.commands_per_second_per_stream_by_partition)} commands a second on one order or "
         "product**. "
         "Optimistic concurrency binds first: a stream's commands are ordered by version, so one writer "
-        f"at a time gets about one command per round trip (~{n(h['round_trip_ms'])} ms: "
-        f"**~{n(h['commands_per_second_per_stream_by_round_trip'])} a second**), and concurrent writers on "
-        "the same stream conflict and retry (three requests each, section 1). An order sees a handful of "
-        "commands in its life; a product's stock stream is the one that could get hot. On the read side "
-        "the day's sales partition is the hot spot: every order of the day writes a contribution there, "
-        f"and each batch re-reads all of them (about {n(h['sales_bytes_per_order'])} B per order): at "
-        f"{h['batches_per_second']} batches a second the partition's "
-        f"{n(a['partition_read_units_per_second'])} read units a second are spent at about "
-        f"**{n(h['sales_orders_per_day_at_partition_read_limit'])} orders in a day**.\n"
-    )
-    return text
-
-
-def growth_note(results: Mapping[str, Any]) -> str:
-    """How the sales summary's reads grow over the busy stream (not a gap to a limit: a trend)."""
-    if not _ok(results, "projections"):
-        return ""
-    sales = results["projections"]["busy"]["projections"]["sales_analytics"]
-    part = results["projections"]["busy"]["partitions"].get("sales_analytics", {})
-    return (
-        "It grows with the day: the sales projection read "
-        f"{n(sales['first_batch']['read_units'], 1)} read units per 100 records in the first batch and "
-        f"{n(sales['last_batch']['read_units'], 1)} in the last, when the day "
-        f"held {n(part.get('largest_rows', 0))} rows."
+        f"at a time gets about one command per round trip (~{number(hot.round_trip_ms)} ms: "
+        f"**~{number(hot.commands_per_second_per_stream_by_round_trip)} a second**), and concurrent "
+        "writers on the same stream conflict and retry (three requests each, section 1). An order sees "
+        "a handful of commands in its life; a product's stock stream is the one that could get hot. On "
+        "the read side the day's sales partition is the hot spot: every order of the day writes a "
+        "contribution there, and each batch re-reads all of them (about "
+        f"{number(hot.sales_bytes_per_order)} B per order): at {hot.batches_per_second} batches a second "
+        "the partition's "
+        f"{number(assumptions.partition_read_units_per_second)} read units a second are spent at about "
+        f"**{number(hot.sales_orders_per_day_at_partition_read_limit)} orders in a day**.\n"
     )
 
 
-def gaps_section(results: Mapping[str, Any]) -> str:
+# The gaps, and the two largest with what would close them
+
+
+def gaps_section(results: BenchResults) -> str:
     found = gaps(results)
     if not found:
         return ""
-    rows = [[g.area, g.what, g.ours, g.limit, times(g.ratio)] for g in found]
-    top = largest_by_area(found)
-    text = (
+    rows = [[gap.area, gap.what, gap.ours, gap.limit, times(gap.ratio)] for gap in found]
+    closing = "".join(
+        _closing_item(rank, gap, found, results) for rank, gap in enumerate(largest_by_area(found), 1)
+    )
+    return (
         "## Gaps to the limits\n\n"
         "Every figure above that has a limit, largest ratio first.\n\n"
         + table(["Area", "Figure", "Ours", "Limit", "Ratio"], rows, "llrrr")
         + "\n\n### The two largest gaps, and what would close them\n\n"
-    )
-    for number, gap in enumerate(top, 1):
-        figure = f"{gap.what}, {gap.ours} against {gap.limit} ({times(gap.ratio)})"
-        text += f"{number}. **{gap.area.capitalize()}: {figure}.** "
-        text += gap.remedy + "\n"
-        for other in (g for g in found if g.area == gap.area and g is not gap):
-            figure = f"{other.what}, {other.ours} against {other.limit} ({times(other.ratio)})"
-            text += f"   Same area: {figure}. {other.remedy}\n"
-        if gap.area == "read side":
-            text += f"   {growth_note(results)} {REMEDIES['summary_growth']}\n"
-    text += (
-        "\nThe warm command already sits at its limit (one request, one item). The local run's gaps "
+        + closing
+        + "\nThe warm command already sits at its limit (one request, one item). The local run's gaps "
         "(throughput against raw puts, lag, rebuild) come from running moto, the API and the "
         "projections in one process on two cores; they do not move the AWS bill.\n"
     )
+
+
+def _closing_item(rank: int, gap: Gap, found: Sequence[Gap], results: BenchResults) -> str:
+    text = f"{rank}. **{gap.area.capitalize()}: {gap.figure}.** {gap.remedy}\n"
+    for other in found:
+        if other.area == gap.area and other is not gap:
+            text += f"   Same area: {other.figure}. {other.remedy}\n"
+    if gap.area == "read side":
+        text += f"   {growth_note(results)} {REMEDIES['summary_growth']}\n"
     return text
 
 
-def os_cpus(meta: Mapping[str, Any]) -> str:
-    return str(meta.get("environment", {}).get("cpus", "?"))
+def growth_note(results: BenchResults) -> str:
+    """How the sales summary's reads grow over the busy stream (not a gap to a limit: a trend)."""
+    if results.projections is None:
+        return ""
+    busy = results.projections.busy
+    sales = busy.projections["sales_analytics"]
+    return (
+        "It grows with the day: the sales projection read "
+        f"{number(sales.first_batch.read_units, 1)} read units per 100 records in the first batch and "
+        f"{number(sales.last_batch.read_units, 1)} in the last, when the day "
+        f"held {number(busy.largest_partition('sales_analytics').rows)} rows."
+    )
 
 
-def reproduce(results: Mapping[str, Any]) -> str:
-    meta = results.get("meta", {})
-    seconds = meta.get("section_seconds", {})
-    timing = ", ".join(f"{k} {v:.0f} s" for k, v in seconds.items())
-    loads = meta.get("load_average_after", {})
-    load = ", ".join(f"{k} {v:.1f}" for k, v in loads.items())
+# Reproduce
+
+
+def reproduce(results: BenchResults) -> str:
+    meta = results.meta
+    timing = ", ".join(f"{section} {seconds:.0f} s" for section, seconds in meta.section_seconds.items())
+    load = ", ".join(f"{section} {load:.1f}" for section, load in meta.load_average_after.items())
+    load_note = (
+        f" One-minute load average after each section ({meta.environment.cpus} CPUs; more than that means "
+        f"other work shared the machine and skewed the timed sections): {load}."
+        if load
+        else ""
+    )
     return (
         "## Reproduce\n\n"
         "```bash\n"
@@ -934,18 +1060,11 @@ def reproduce(results: Mapping[str, Any]) -> str:
         ".venv/bin/python -m bench.render                # re-render this page from bench/results.json\n"
         "```\n\n"
         f"Seconds per section in this run: {timing}. Each section runs in its own interpreter and logs to "
-        "`build/bench-logs/`."
-        + (
-            f" One-minute load average after each section ({os_cpus(meta)} CPUs; more than that means "
-            f"other work shared the machine and skewed the timed sections): {load}."
-            if load
-            else ""
-        )
-        + "\n"
+        "`build/bench-logs/`." + load_note + "\n"
     )
 
 
-SECTIONS: tuple[Callable[[Mapping[str, Any]], str], ...] = (
+SECTIONS: tuple[Callable[[BenchResults], str], ...] = (
     intro,
     headline,
     commands_section,
@@ -961,8 +1080,10 @@ SECTIONS: tuple[Callable[[Mapping[str, Any]], str], ...] = (
 
 
 def render(results: Mapping[str, Any]) -> str:
-    parts = [section(results).strip() for section in SECTIONS]
-    return "\n\n".join(p for p in parts if p) + "\n"
+    """The page for the results as bench/__main__.py writes them; a section without figures says why."""
+    parsed = BenchResults.from_json(results)
+    parts = [section(parsed).strip() for section in SECTIONS]
+    return "\n\n".join(part for part in parts if part) + "\n"
 
 
 def main(argv: Sequence[str] | None = None) -> int:

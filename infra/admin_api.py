@@ -39,8 +39,9 @@ class AdminApi(Construct):
             log_retention=settings.log_retention,
             timeout=Duration.seconds(10),
         )
-        # Control rows and runs (orders_core.rebuild.control): record a run before and after
-        # starting it, list runs and their progress, read each projection's generation and lag.
+        # Control rows and runs (orders_core.projections.control, orders_core.rebuild.runs): record a
+        # run before and after starting it, list runs and their progress, read each projection's
+        # generation and lag.
         grant(self.handler.role, control, PROJECTIONS_CONTROL, CONTROL_ACTIONS)
         # Start a rebuild, and nothing else: states:StartExecution on this state machine only.
         rebuild.grant_start_execution(self.handler.role)

@@ -27,8 +27,9 @@ WRITE_ACTIONS = (
 # The rebuild worker on a read model: what a projection does, plus the Scan that finds a retired or
 # abandoned generation's rows to delete.
 REBUILD_ACTIONS = (*WRITE_ACTIONS, "dynamodb:Scan")
-# The control table (orders_core.rebuild.control) through the read store's calls: get_many is
-# BatchGetItem, put_if_newer/put_next_version are conditional PutItems, query_partition is Query.
+# The control table (orders_core.projections.control, orders_core.rebuild.runs) through the read
+# store's calls: get_many is BatchGetItem, put_if_newer/put_next_version are conditional PutItems,
+# query_partition is Query.
 CONTROL_READ_ACTIONS = ("dynamodb:GetItem", "dynamodb:BatchGetItem")  # which generation readers use
 CONTROL_LIVE_ACTIONS = (*CONTROL_READ_ACTIONS, "dynamodb:PutItem")  # + lag and rebuild markers
 CONTROL_ACTIONS = (*CONTROL_LIVE_ACTIONS, "dynamodb:Query")  # + claims, switches, runs, progress

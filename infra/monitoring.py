@@ -62,77 +62,125 @@ class Monitoring(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         self.alarms: list[cw.Alarm] = []
-        prefix = f"orders-{settings.stage}"
+        self._prefix = f"orders-{settings.stage}"
+        self._thresholds = thresholds
+        functions = _every_function(api_functions, projections, rebuild_worker)
 
+        self._alarm_on_projections(projections, dead_letters)
+        self._alarm_on_functions(functions)
+        self._alarm_on_api(api)
+        self._alarm_on_rebuilds(rebuild)
+        if settings.alarm_topic_arn:
+            self._notify(settings.alarm_topic_arn)
+
+        self.dashboard = cw.Dashboard(self, "Dashboard", dashboard_name=f"{self._prefix}-overview")
+        self.dashboard.add_widgets(*self._api_widgets(api))
+        self.dashboard.add_widgets(*self._function_widgets(functions))
+        self.dashboard.add_widgets(*self._projection_widgets(projections, dead_letters))
+        self.dashboard.add_widgets(*self._rebuild_widgets(rebuild, rebuild_worker))
+
+    # -- alarms ------------------------------------------------------------------------------------
+
+    def _alarm_on_projections(
+        self, projections: Mapping[str, lambda_.IFunction], dead_letters: sqs.IQueue
+    ) -> None:
+        minutes = self._thresholds.iterator_age_minutes
         for name, function in projections.items():
             self._alarm(
                 f"{_camel(name)}IteratorAge",
                 function.metric("IteratorAge", statistic="Maximum", period=ONE_MINUTE),
-                threshold=Duration.minutes(thresholds.iterator_age_minutes).to_milliseconds(),
+                threshold=Duration.minutes(minutes).to_milliseconds(),
                 evaluation_periods=3,
                 comparison=cw.ComparisonOperator.GREATER_THAN_THRESHOLD,
-                description=f"{prefix}: projection {name} is more than "
-                f"{thresholds.iterator_age_minutes} minutes behind the events stream",
+                problem=f"projection {name} is more than {minutes} minutes behind the events stream",
             )
         self._alarm(
             "DeadLetters",
             dead_letters.metric_approximate_number_of_messages_visible(
                 statistic="Maximum", period=ONE_MINUTE
             ),
-            threshold=thresholds.dead_letters,
-            description=f"{prefix}: a projection gave up on stream records (see the on-failure queue)",
+            threshold=self._thresholds.dead_letters,
+            problem="a projection gave up on stream records (see the on-failure queue)",
         )
-        all_functions: dict[str, lambda_.IFunction] = {
-            **{str(n): f for n, f in api_functions.items()},
-            **{f"projection-{n}": f for n, f in projections.items()},
-            "rebuild_worker": rebuild_worker,
-        }
+
+    def _alarm_on_functions(self, functions: Mapping[str, lambda_.IFunction]) -> None:
+        usual = self._thresholds.function_errors
         # The worker fails on purpose while it waits for the catch-up marker (the workflow retries).
         error_thresholds = {"rebuild_worker": expected_worker_errors() + 1}
-        for name, function in all_functions.items():
-            threshold = error_thresholds.get(name, thresholds.function_errors)
+        for name, function in functions.items():
+            threshold = error_thresholds.get(name, usual)
             self._alarm(
                 f"{_camel(name)}Errors",
                 function.metric_errors(statistic="Sum", period=FIVE_MINUTES),
                 threshold=threshold,
-                description=f"{prefix}: function {name} raised unhandled errors"
-                + (f" ({threshold} or more in 5 minutes)" if threshold != thresholds.function_errors else ""),
+                problem=f"function {name} raised unhandled errors"
+                + (f" ({threshold} or more in 5 minutes)" if threshold != usual else ""),
             )
             self._alarm(
                 f"{_camel(name)}Throttles",
                 function.metric_throttles(statistic="Sum", period=FIVE_MINUTES),
-                threshold=thresholds.function_throttles,
-                description=f"{prefix}: function {name} was throttled",
+                threshold=self._thresholds.function_throttles,
+                problem=f"function {name} was throttled",
             )
+
+    def _alarm_on_api(self, api: apigwv2.HttpApi) -> None:
         self._alarm(
             "Api5xx",
             api.metric_server_error(statistic="Sum", period=FIVE_MINUTES),
-            threshold=thresholds.api_5xx,
-            description=f"{prefix}: the HTTP API answered 5xx",
+            threshold=self._thresholds.api_5xx,
+            problem="the HTTP API answered 5xx",
         )
+
+    def _alarm_on_rebuilds(self, rebuild: sfn.IStateMachine) -> None:
         self._alarm(
             "RebuildExecutionsFailed",
             rebuild.metric_failed(statistic="Sum", period=FIVE_MINUTES),
-            threshold=thresholds.rebuild_failures,
-            description=f"{prefix}: a rebuild failed (readers kept the active generation; "
+            threshold=self._thresholds.rebuild_failures,
+            problem="a rebuild failed (readers kept the active generation; "
             "see `orders rebuilds` for the reason)",
         )
         self._alarm(
             "RebuildExecutionsTimedOut",
             rebuild.metric_timed_out(statistic="Sum", period=FIVE_MINUTES),
-            threshold=thresholds.rebuild_failures,
-            description=f"{prefix}: a rebuild timed out",
+            threshold=self._thresholds.rebuild_failures,
+            problem="a rebuild timed out",
         )
 
-        if settings.alarm_topic_arn:
-            topic = sns.Topic.from_topic_arn(self, "AlarmTopic", settings.alarm_topic_arn)
-            action = cw_actions.SnsAction(topic)
-            for alarm in self.alarms:
-                alarm.add_alarm_action(action)
-                alarm.add_ok_action(action)
+    def _notify(self, topic_arn: str) -> None:
+        """Every alarm, and its return to OK, goes to the stage's topic."""
+        topic = sns.Topic.from_topic_arn(self, "AlarmTopic", topic_arn)
+        action = cw_actions.SnsAction(topic)
+        for alarm in self.alarms:
+            alarm.add_alarm_action(action)
+            alarm.add_ok_action(action)
 
-        self.dashboard = cw.Dashboard(self, "Dashboard", dashboard_name=f"{prefix}-overview")
-        self.dashboard.add_widgets(
+    def _alarm(
+        self,
+        construct_id: str,
+        metric: cw.IMetric,
+        *,
+        threshold: float,
+        problem: str,
+        evaluation_periods: int = 1,
+        comparison: cw.ComparisonOperator = cw.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+    ) -> cw.Alarm:
+        alarm = cw.Alarm(
+            self,
+            construct_id,
+            metric=metric,
+            threshold=threshold,
+            evaluation_periods=evaluation_periods,
+            comparison_operator=comparison,
+            treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
+            alarm_description=f"{self._prefix}: {problem}",
+        )
+        self.alarms.append(alarm)
+        return alarm
+
+    # -- the dashboard, a row of widgets each ------------------------------------------------------
+
+    def _api_widgets(self, api: apigwv2.HttpApi) -> list[cw.IWidget]:
+        return [
             cw.GraphWidget(
                 title="API requests and errors",
                 left=[api.metric_count(period=ONE_MINUTE)],
@@ -149,25 +197,33 @@ class Monitoring(Construct):
                 ],
             ),
             cw.AlarmStatusWidget(title="Alarms", alarms=list(self.alarms), width=8),
-        )
-        self.dashboard.add_widgets(
+        ]
+
+    @staticmethod
+    def _function_widgets(functions: Mapping[str, lambda_.IFunction]) -> list[cw.IWidget]:
+        return [
             cw.GraphWidget(
                 title="Function errors",
-                left=[f.metric_errors(period=ONE_MINUTE, label=n) for n, f in all_functions.items()],
+                left=[f.metric_errors(period=ONE_MINUTE, label=n) for n, f in functions.items()],
             ),
             cw.GraphWidget(
                 title="Function throttles",
-                left=[f.metric_throttles(period=ONE_MINUTE, label=n) for n, f in all_functions.items()],
+                left=[f.metric_throttles(period=ONE_MINUTE, label=n) for n, f in functions.items()],
             ),
             cw.GraphWidget(
                 title="Function duration (p99)",
                 left=[
                     f.metric_duration(statistic="p99", period=ONE_MINUTE, label=n)
-                    for n, f in all_functions.items()
+                    for n, f in functions.items()
                 ],
             ),
-        )
-        self.dashboard.add_widgets(
+        ]
+
+    @staticmethod
+    def _projection_widgets(
+        projections: Mapping[str, lambda_.IFunction], dead_letters: sqs.IQueue
+    ) -> list[cw.IWidget]:
+        return [
             cw.GraphWidget(
                 title="Projection iterator age (ms)",
                 left=[
@@ -179,8 +235,11 @@ class Monitoring(Construct):
                 title="On-failure queue depth",
                 left=[dead_letters.metric_approximate_number_of_messages_visible(period=ONE_MINUTE)],
             ),
-        )
-        self.dashboard.add_widgets(
+        ]
+
+    @staticmethod
+    def _rebuild_widgets(rebuild: sfn.IStateMachine, worker: lambda_.IFunction) -> list[cw.IWidget]:
+        return [
             cw.GraphWidget(
                 title="Rebuild executions",
                 left=[
@@ -198,37 +257,25 @@ class Monitoring(Construct):
             cw.GraphWidget(
                 title="Rebuild worker",
                 left=[
-                    rebuild_worker.metric_invocations(period=ONE_MINUTE, label="invocations"),
-                    rebuild_worker.metric_errors(period=ONE_MINUTE, label="errors (incl. catch-up waits)"),
+                    worker.metric_invocations(period=ONE_MINUTE, label="invocations"),
+                    worker.metric_errors(period=ONE_MINUTE, label="errors (incl. catch-up waits)"),
                 ],
-                right=[
-                    rebuild_worker.metric_duration(statistic="p99", period=ONE_MINUTE, label="duration p99")
-                ],
+                right=[worker.metric_duration(statistic="p99", period=ONE_MINUTE, label="duration p99")],
             ),
-        )
+        ]
 
-    def _alarm(
-        self,
-        construct_id: str,
-        metric: cw.IMetric,
-        *,
-        threshold: float,
-        description: str,
-        evaluation_periods: int = 1,
-        comparison: cw.ComparisonOperator = cw.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-    ) -> cw.Alarm:
-        alarm = cw.Alarm(
-            self,
-            construct_id,
-            metric=metric,
-            threshold=threshold,
-            evaluation_periods=evaluation_periods,
-            comparison_operator=comparison,
-            treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
-            alarm_description=description,
-        )
-        self.alarms.append(alarm)
-        return alarm
+
+def _every_function(
+    api_functions: Mapping[FunctionName, lambda_.IFunction],
+    projections: Mapping[str, lambda_.IFunction],
+    rebuild_worker: lambda_.IFunction,
+) -> dict[str, lambda_.IFunction]:
+    """Every function, by the name its alarms and graphs show."""
+    return {
+        **{str(name): function for name, function in api_functions.items()},
+        **{f"projection-{name}": function for name, function in projections.items()},
+        "rebuild_worker": rebuild_worker,
+    }
 
 
 def _camel(name: str) -> str:

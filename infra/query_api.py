@@ -29,7 +29,7 @@ class QueryApi(Construct):
         read_tables: Mapping[TableSpec, dynamodb.ITable],
     ) -> None:
         super().__init__(scope, construct_id)
-        # bootstrap.projection_factory builds every read model (it needs the events table's name
+        # composition.Root.projection builds every read model (it needs the events table's name
         # too); the active generation comes from the control table.
         environment = {
             EVENTS.env_var: events.table_name,

@@ -34,7 +34,7 @@ PREFIX = "rebuilds/"
 # Retire deletes a successful run's objects; a failed run's stay for inspection this long.
 SCRATCH_EXPIRY = Duration.days(7)
 ACCESS_LOG_EXPIRY = Duration.days(365)
-# The worker's settings (orders_core.bootstrap.rebuild_steps).
+# The worker's settings (orders_core.composition.Settings, read by Root.rebuild_steps).
 EXPORT_POLL_SECONDS = 30
 # Longer than the query function caches the active generation (1 s), with room for slow readers.
 RETIRE_DELAY_SECONDS = 10
@@ -52,6 +52,16 @@ SFN_XRAY_REASON = (
 )
 
 
+SCRATCH_REASON = (
+    f"Scoped to the export bucket's {PREFIX} prefix, where each run writes under its own "
+    "rebuilds/<id>/ (export files from DynamoDB, shuffle buckets): object keys are created "
+    "per run, so they can only be named by prefix."
+)
+# The state machine's executions end <name>:<id>; the Distributed Map's child executions
+# <name>/<map run>:<id>.
+EXECUTION_SUFFIXES = (":*", "/*")
+
+
 class Rebuild(Construct):
     def __init__(
         self,
@@ -66,14 +76,26 @@ class Rebuild(Construct):
         definition_file: Path = ASL_FILE,
     ) -> None:
         super().__init__(scope, construct_id)
+        self.access_logs = self._access_logs_bucket()
+        self.bucket = self._exports_bucket()
+        self.worker = self._worker(settings, layers, events, control, read_tables)
+        self._grant_worker(events, control, read_tables)
+        substitutions = self._substitutions(definition_file, events)
+        self.log_group = self._log_group(settings)
+        self.state_machine = self._state_machine(definition_file, substitutions)
+        self._grant_state_machine(events)
+        self.executions_policy = self._executions_policy()
 
-        # -- the export bucket ---------------------------------------------------------------------
+    # -- the export bucket -------------------------------------------------------------------------
+
+    def _access_logs_bucket(self) -> s3.Bucket:
         # Who read or wrote the exports (a full copy of the event log) is recorded in S3 server
         # access logs. Both buckets are kept when the stack goes, without auto-delete: the access
         # logs are the audit trail of those copies and outlive the stack, and the exports expire by
-        # themselves (lifecycle rule below). Auto-delete would also add a custom-resource function
-        # allowed to delete every object in the bucket.
-        self.access_logs = s3.Bucket(
+        # themselves (lifecycle rule on the exports). Auto-delete would also add a custom-resource
+        # function allowed to delete every object in the bucket.
+        # (cdk-nag's S1 accepts a bucket that is itself a server access log destination.)
+        return s3.Bucket(
             self,
             "AccessLogs",
             encryption=s3.BucketEncryption.S3_MANAGED,  # log delivery supports SSE-S3 only
@@ -82,8 +104,9 @@ class Rebuild(Construct):
             removal_policy=RemovalPolicy.RETAIN,
             lifecycle_rules=[s3.LifecycleRule(id="ExpireAccessLogs", expiration=ACCESS_LOG_EXPIRY)],
         )
-        # (cdk-nag's S1 accepts a bucket that is itself a server access log destination.)
-        self.bucket = s3.Bucket(
+
+    def _exports_bucket(self) -> s3.Bucket:
+        return s3.Bucket(
             self,
             "Exports",
             # SSE-S3: DynamoDB's export and the worker need no KMS grants; with a customer key every
@@ -103,14 +126,31 @@ class Rebuild(Construct):
                 )
             ],
         )
-        scratch_objects = self.bucket.arn_for_objects(f"{PREFIX}*")
-        scratch_reason = (
-            f"Scoped to the export bucket's {PREFIX} prefix, where each run writes under its own "
-            "rebuilds/<id>/ (export files from DynamoDB, shuffle buckets): object keys are created "
-            "per run, so they can only be named by prefix."
+
+    def _scratch_objects(self) -> str:
+        return self.bucket.arn_for_objects(f"{PREFIX}*")
+
+    def _list_scratch(self) -> iam.PolicyStatement:
+        return iam.PolicyStatement(
+            actions=["s3:ListBucket"],
+            resources=[self.bucket.bucket_arn],
+            conditions={"StringLike": {"s3:prefix": [f"{PREFIX}*"]}},
         )
 
-        # -- the worker ----------------------------------------------------------------------------
+    def _scratch_finding(self) -> str:
+        """The cdk-nag finding on a grant to the scratch objects (see SCRATCH_REASON)."""
+        return f"AwsSolutions-IAM5[Resource::<{self._ref(self.bucket)}.Arn>/{PREFIX}*]"
+
+    # -- the worker --------------------------------------------------------------------------------
+
+    def _worker(
+        self,
+        settings: Settings,
+        layers: Layers,
+        events: dynamodb.ITable,
+        control: dynamodb.ITable,
+        read_tables: Mapping[TableSpec, dynamodb.ITable],
+    ) -> PythonFunction:
         environment = {
             EVENTS.env_var: events.table_name,
             PROJECTIONS_CONTROL.env_var: control.table_name,
@@ -119,7 +159,7 @@ class Rebuild(Construct):
             "REBUILD_RETIRE_DELAY_SECONDS": str(RETIRE_DELAY_SECONDS),
         }
         environment.update({spec.env_var: table.table_name for spec, table in read_tables.items()})
-        self.worker = PythonFunction(
+        return PythonFunction(
             self,
             "Worker",
             package="rebuild_worker",
@@ -130,34 +170,35 @@ class Rebuild(Construct):
             timeout=WORKER_TIMEOUT,
             memory_size=WORKER_MEMORY_MB,
         )
-        worker_role = self.worker.role
+
+    def _grant_worker(
+        self,
+        events: dynamodb.ITable,
+        control: dynamodb.ITable,
+        read_tables: Mapping[TableSpec, dynamodb.ITable],
+    ) -> None:
+        role = self.worker.role
         # The events table: the catch-up marker commit (conditional PutItem) and the projections'
         # gap fill (GetItem, Query). Nothing else: no update, no delete, no batch write.
-        grant(worker_role, events, EVENTS, ["dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:Query"])
+        grant(role, events, EVENTS, ["dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:Query"])
         # Any read model (the run's projection is chosen at run time): applying the new generation,
         # then deleting the old one (Scan + BatchWriteItem) on retire, or the partial one on abandon.
         for spec, table in read_tables.items():
-            grant(worker_role, table, spec, REBUILD_ACTIONS)
-        grant(worker_role, control, PROJECTIONS_CONTROL, CONTROL_ACTIONS)
-        worker_role.add_to_principal_policy(
+            grant(role, table, spec, REBUILD_ACTIONS)
+        grant(role, control, PROJECTIONS_CONTROL, CONTROL_ACTIONS)
+        role.add_to_principal_policy(self._list_scratch())
+        role.add_to_principal_policy(
             iam.PolicyStatement(
-                actions=["s3:ListBucket"],
-                resources=[self.bucket.bucket_arn],
-                conditions={"StringLike": {"s3:prefix": [f"{PREFIX}*"]}},
+                actions=["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
+                resources=[self._scratch_objects()],
             )
         )
-        worker_role.add_to_principal_policy(
-            iam.PolicyStatement(
-                actions=["s3:GetObject", "s3:PutObject", "s3:DeleteObject"], resources=[scratch_objects]
-            )
-        )
-        acknowledge(
-            worker_role,
-            f"AwsSolutions-IAM5[Resource::<{self._ref(self.bucket)}.Arn>/{PREFIX}*]",
-            scratch_reason,
-        )
+        acknowledge(role, self._scratch_finding(), SCRATCH_REASON)
 
-        # -- the state machine ---------------------------------------------------------------------
+    # -- the state machine -------------------------------------------------------------------------
+
+    def _substitutions(self, definition_file: Path, events: dynamodb.ITable) -> dict[str, str]:
+        """What the stack fills the definition's placeholders with: exactly the file's placeholders."""
         definition = definition_file.read_text()
         substitutions = {
             "RebuildWorkerArn": self.worker.function.function_arn,
@@ -169,16 +210,21 @@ class Rebuild(Construct):
                 f"{definition_file} has placeholders {sorted(placeholders(definition))}; the stack "
                 f"fills {sorted(substitutions)}: make them agree in infra/rebuild.py"
             )
+        return substitutions
+
+    def _log_group(self, settings: Settings) -> logs.LogGroup:
         # Vended-logs prefix: Step Functions then needs no entry per log group in the account's
         # CloudWatch Logs resource policy (which is limited in size).
-        self.log_group = logs.LogGroup(
+        return logs.LogGroup(
             self,
             "Logs",
             log_group_name=f"/aws/vendedlogs/states/orders-{settings.stage}-rebuild",
             retention=settings.log_retention,
             removal_policy=RemovalPolicy.DESTROY,
         )
-        self.state_machine = sfn.StateMachine(
+
+    def _state_machine(self, definition_file: Path, substitutions: dict[str, str]) -> sfn.StateMachine:
+        return sfn.StateMachine(
             self,
             "StateMachine",
             comment="Rebuild one read model into a new generation (workflows/rebuild.asl.json)",
@@ -190,41 +236,36 @@ class Rebuild(Construct):
                 destination=self.log_group, level=sfn.LogLevel.ALL, include_execution_data=True
             ),
         )
-        role = self.state_machine.role
+
+    def _grant_state_machine(self, events: dynamodb.ITable) -> None:
+        state_machine = self.state_machine
         # Every Task that calls Lambda calls the worker, by its unqualified ARN: nothing else.
-        self.state_machine.add_to_role_policy(
+        state_machine.add_to_role_policy(
             iam.PolicyStatement(
                 actions=["lambda:InvokeFunction"], resources=[self.worker.function.function_arn]
             )
         )
         # ExportEvents / DescribeExport (aws-sdk integrations, the role's own credentials).
-        self.state_machine.add_to_role_policy(
+        state_machine.add_to_role_policy(
             iam.PolicyStatement(actions=["dynamodb:ExportTableToPointInTime"], resources=[events.table_arn])
         )
-        self.state_machine.add_to_role_policy(
+        state_machine.add_to_role_policy(
             iam.PolicyStatement(
                 actions=["dynamodb:DescribeExport"], resources=[f"{events.table_arn}/export/*"]
             )
         )
         # DynamoDB writes the export with the caller's credentials: these on the run's prefix.
-        self.state_machine.add_to_role_policy(
+        state_machine.add_to_role_policy(
             iam.PolicyStatement(
                 actions=["s3:PutObject", "s3:AbortMultipartUpload", "s3:PutObjectAcl"],
-                resources=[scratch_objects],
+                resources=[self._scratch_objects()],
             )
         )
         # The Distributed Map's ItemReader (s3:listObjectsV2 on the export prefix).
-        self.state_machine.add_to_role_policy(
-            iam.PolicyStatement(
-                actions=["s3:ListBucket"],
-                resources=[self.bucket.bucket_arn],
-                conditions={"StringLike": {"s3:prefix": [f"{PREFIX}*"]}},
-            )
-        )
+        state_machine.add_to_role_policy(self._list_scratch())
+        role = state_machine.role
         acknowledge(role, IAM5_ANY_RESOURCE, f"{LOG_DELIVERY_REASON} {SFN_XRAY_REASON}")
-        acknowledge(
-            role, f"AwsSolutions-IAM5[Resource::<{self._ref(self.bucket)}.Arn>/{PREFIX}*]", scratch_reason
-        )
+        acknowledge(role, self._scratch_finding(), SCRATCH_REASON)
         acknowledge(
             role,
             f"AwsSolutions-IAM5[Resource::<{self._ref(events)}.Arn>/export/*]",
@@ -232,6 +273,7 @@ class Rebuild(Construct):
             "created by each ExportTableToPointInTime call: only the events table's exports are named.",
         )
 
+    def _executions_policy(self) -> iam.Policy:
         # The Distributed Map runs its iterations as child workflow executions of this state
         # machine (<name>/<map run>:<id>): the parent starts, describes and stops them. In a
         # policy of its own (as the CDK does for DistributedMap), because it names the state
@@ -244,9 +286,9 @@ class Rebuild(Construct):
                 resource_name=f"{self.state_machine.state_machine_name}{suffix}",
                 arn_format=ArnFormat.COLON_RESOURCE_NAME,
             )
-            for suffix in (":*", "/*")
+            for suffix in EXECUTION_SUFFIXES
         ]
-        self.executions_policy = iam.Policy(
+        policy = iam.Policy(
             self,
             "ExecutionsPolicy",
             statements=[
@@ -258,16 +300,17 @@ class Rebuild(Construct):
                 ),
             ],
         )
-        role.attach_inline_policy(self.executions_policy)
-        for suffix in (":*", "/*"):
+        self.state_machine.role.attach_inline_policy(policy)
+        for suffix in EXECUTION_SUFFIXES:
             acknowledge(
-                self.executions_policy,
+                policy,
                 "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:states:<AWS::Region>:<AWS::AccountId>:"
                 f"execution:<{self._ref(self.state_machine)}.Name>{suffix}]",
                 "Execution ARNs end in ids Step Functions generates (this state machine's executions and "
                 "the Distributed Map's child executions, <name>/<map run>:<id>): only this state "
                 "machine's executions are named.",
             )
+        return policy
 
     def _ref(self, construct: IConstruct) -> str:
         """The logical id cdk-nag shows for a construct's resource in a finding."""

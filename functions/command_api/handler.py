@@ -18,10 +18,9 @@ from command_api.models import (
     ShipOrderBody,
     StockBody,
 )
-from orders_core import bootstrap, telemetry, web
-from orders_core.command_service import CommandResult, CommandService
+from orders_core import composition, telemetry, web
+from orders_core.application import CommandResult, CommandService
 from orders_core.domain import inventory, orders
-from orders_core.domain.errors import NotFound
 
 SERVICE = "orders-commands"
 logger = Logger(service=SERVICE)
@@ -32,29 +31,10 @@ web.install_problem_handlers(app)
 # without an order id lands on the same stream and is recognised there.
 _ORDER_ID_NAMESPACE = uuid.UUID("6f1c2c1e-6d0b-4c53-9d8e-5a8f0e4f0a11")
 
-_service: CommandService | None = None
-
 
 def service() -> CommandService:
-    global _service
-    if _service is None:
-        # The service logs through this function's logger: its lines carry the correlation id too.
-        _service = bootstrap.command_service(log=logger)
-    return _service
-
-
-def use_service(replacement: CommandService | None) -> None:
-    """Let tests and the local run choose the service (and so the store)."""
-    global _service
-    _service = replacement
-
-
-def _order_id(path_value: str) -> str:
-    # An id that is not a UUID cannot name an order: answer as for any unknown order.
-    try:
-        return str(uuid.UUID(path_value))
-    except ValueError:
-        raise NotFound(f"order {path_value[:64]} not found") from None
+    # The service logs through this function's logger: its lines carry the correlation id too.
+    return composition.root(log=logger).command_service
 
 
 def _accepted(
@@ -99,7 +79,7 @@ def place_order(body: Annotated[PlaceOrderBody, Body()]) -> Response[str]:
 @app.post("/orders/<order_id>/items")
 def add_item(order_id: Annotated[str, Path()], body: Annotated[ItemBody, Body()]) -> Response[str]:
     who = web.caller(app)
-    order_id = _order_id(order_id)
+    order_id = web.order_id_from_path(order_id)
     command = orders.AddItem(order_id=order_id, requested_by=who.user_id, line=_line(body))
     context = web.command_context(app, who, body.model_dump(mode="json"))
     result = service().execute(orders.ORDER, order_id, command, context)
@@ -109,7 +89,7 @@ def add_item(order_id: Annotated[str, Path()], body: Annotated[ItemBody, Body()]
 @app.post("/orders/<order_id>/cancel")
 def cancel_order(order_id: Annotated[str, Path()], body: Annotated[CancelOrderBody, Body()]) -> Response[str]:
     who = web.caller(app)
-    order_id = _order_id(order_id)
+    order_id = web.order_id_from_path(order_id)
     command = orders.CancelOrder(
         order_id=order_id, requested_by=who.user_id, by_operator=who.is_operator, reason=body.reason
     )
@@ -121,7 +101,7 @@ def cancel_order(order_id: Annotated[str, Path()], body: Annotated[CancelOrderBo
 @app.post("/orders/<order_id>/ship")
 def ship_order(order_id: Annotated[str, Path()], body: Annotated[ShipOrderBody, Body()]) -> Response[str]:
     who = web.require_operator(app)
-    order_id = _order_id(order_id)
+    order_id = web.order_id_from_path(order_id)
     command = orders.ShipOrder(order_id=order_id, tracking_number=body.tracking_number)
     context = web.command_context(app, who, body.model_dump(mode="json"))
     result = service().execute(orders.ORDER, order_id, command, context)

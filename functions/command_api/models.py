@@ -63,15 +63,3 @@ class StockBody(Body):
 
 class ReorderLevelBody(Body):
     reorder_level: StrictInt
-
-
-class CommandAccepted(BaseModel):
-    order_id: str
-    version: int
-    correlation_id: str
-
-
-class ProductCommandAccepted(BaseModel):
-    product_id: str
-    version: int
-    correlation_id: str

@@ -6,25 +6,10 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
-from orders_core import bootstrap
+from orders_core import composition
 from orders_core.rebuild.steps import RebuildSteps
 
 logger = Logger(service="orders-rebuild")
-
-_steps: RebuildSteps | None = None
-
-
-def steps() -> RebuildSteps:
-    global _steps
-    if _steps is None:
-        _steps = bootstrap.rebuild_steps()
-    return _steps
-
-
-def use_steps(replacement: RebuildSteps | None) -> None:
-    global _steps
-    _steps = replacement
-
 
 def dispatch(event: dict[str, Any], target: RebuildSteps) -> dict[str, Any]:
     step = event.get("step")
@@ -54,4 +39,4 @@ def dispatch(event: dict[str, Any], target: RebuildSteps) -> dict[str, Any]:
 @logger.inject_lambda_context(clear_state=True)
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     logger.append_keys(rebuild_id=event.get("rebuild_id"), step=event.get("step"))
-    return dispatch(event, steps())
+    return dispatch(event, composition.root().rebuild_steps)

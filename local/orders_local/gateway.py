@@ -17,7 +17,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, quote, unquote
@@ -32,6 +32,7 @@ from orders_core.api_routes import (
     ROUTES,
     Route,
 )
+from orders_local.lambda_events import DEFAULT_ACCOUNT_ID, FakeLambdaContext, http_api_event
 from orders_local.tokens import InvalidToken, verify_token
 
 if TYPE_CHECKING:
@@ -41,34 +42,9 @@ LambdaHandler = Callable[[dict[str, Any], Any], Any]
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_ACCOUNT_ID = "123456789012"  # moto's default account
-API_ID = "local"
-LAMBDA_MEMORY_MB = 256
-# API Gateway gives up on an integration after 30 s; the fake context counts down from there.
-INTEGRATION_TIMEOUT_SECONDS = 30.0
-
 
 class _BadLambdaResponse(Exception):
     """The function returned something API Gateway cannot map (it answers 500 for that too)."""
-
-
-@dataclass
-class FakeLambdaContext:
-    """The attributes of Lambda's context object that Powertools and the handlers read."""
-
-    function_name: str
-    aws_request_id: str
-    invoked_function_arn: str
-    memory_limit_in_mb: int = LAMBDA_MEMORY_MB
-    function_version: str = "$LATEST"
-    log_group_name: str = ""
-    log_stream_name: str = "local"
-    identity: Any = None
-    client_context: Any = None
-    deadline: float = field(default_factory=lambda: time.monotonic() + INTEGRATION_TIMEOUT_SECONDS)
-
-    def get_remaining_time_in_millis(self) -> int:
-        return max(0, int((self.deadline - time.monotonic()) * 1000))
 
 
 @dataclass(frozen=True)
@@ -99,6 +75,28 @@ class _RouteMatcher:
         return params
 
 
+# API Gateway prefers the most specific route: literal segments win over {parameters}.
+_MATCHERS = tuple(
+    sorted((_RouteMatcher.compile(r) for r in ROUTES), key=lambda m: sum(n is not None for n in m.names))
+)
+
+
+def match_route(method: str, raw_path: str) -> tuple[Route, dict[str, str]] | None:
+    """The route HTTP API picks for a request, with its decoded path parameters; None for its 404."""
+    if not raw_path.startswith("/"):
+        return None
+    # Not stripped: "/orders/" and "//orders" have an empty segment and so match nothing, as on AWS.
+    segments = raw_path[1:].split("/")
+    for matcher in _MATCHERS:
+        if matcher.route.method != method:
+            continue
+        params = matcher.match(segments)
+        if params is not None:
+            return matcher.route, params
+    # A known path with another method is also a 404 on HTTP API (it has no 405).
+    return None
+
+
 class LocalGateway:
     """WSGI application: ``make_server(host, port, LocalGateway(...))`` or werkzeug's test ``Client``."""
 
@@ -109,25 +107,18 @@ class LocalGateway:
         secret: str,
         cors_origins: Sequence[str],
         max_body_bytes: int = 1_048_576,
-        serialize_invocations: bool = True,
     ) -> None:
         self._handlers = dict(handlers)
         self._secret = secret
         self._cors_origins = frozenset(cors_origins)
         self._max_body_bytes = max_body_bytes
-        # API Gateway prefers the most specific route: literal segments win over {parameters}.
-        self._matchers = tuple(
-            sorted(
-                (_RouteMatcher.compile(r) for r in ROUTES), key=lambda m: sum(n is not None for n in m.names)
-            )
-        )
         missing = {r.function for r in ROUTES} - self._handlers.keys()
         if missing:
             raise ValueError(f"no handler for function(s): {', '.join(sorted(missing))}")
         # A Lambda instance serves one request at a time, and handler code relies on it: Powertools'
         # resolvers keep the current event in class attributes shared by every resolver. The
         # threaded server would otherwise interleave requests inside that state.
-        self._invocation_lock: threading.Lock | None = threading.Lock() if serialize_invocations else None
+        self._invocation_lock = threading.Lock()
         self._region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
         self._account_id = os.environ.get("AWS_ACCOUNT_ID", DEFAULT_ACCOUNT_ID)
 
@@ -155,7 +146,7 @@ class LocalGateway:
             # API Gateway answers preflights itself and never routes them to the integration.
             return self._preflight(request)
         raw_path = _raw_path(request.environ)
-        matched = self._match(request.method, raw_path)
+        matched = match_route(request.method, raw_path)
         if matched is None:
             return _message(404, "Not Found")
         route, path_params = matched
@@ -179,20 +170,6 @@ class LocalGateway:
         event = self._build_event(request, route, path_params, claims, body, raw_path, request_id)
         return self._invoke(route, event)
 
-    def _match(self, method: str, raw_path: str) -> tuple[Route, dict[str, str]] | None:
-        if not raw_path.startswith("/"):
-            return None
-        # Not stripped: "/orders/" and "//orders" have an empty segment and so match nothing, as on AWS.
-        segments = raw_path[1:].split("/")
-        for matcher in self._matchers:
-            if matcher.route.method != method:
-                continue
-            params = matcher.match(segments)
-            if params is not None:
-                return matcher.route, params
-        # A known path with another method is also a 404 on HTTP API (it has no 405).
-        return None
-
     def _invoke(self, route: Route, event: dict[str, Any]) -> Response:
         handler = self._handlers[route.function]
         context = FakeLambdaContext(
@@ -202,11 +179,8 @@ class LocalGateway:
             log_group_name=f"/aws/lambda/{route.function}",
         )
         try:
-            if self._invocation_lock is None:
+            with self._invocation_lock:
                 result = handler(event, context)
-            else:
-                with self._invocation_lock:
-                    result = handler(event, context)
         except Exception:
             logger.exception("%s raised while handling %s", route.function, route.route_key)
             return _message(500, "Internal Server Error")
@@ -244,50 +218,23 @@ class LocalGateway:
         for key, value in parse_qsl(raw_query, keep_blank_values=True):
             query.setdefault(key, []).append(value)
 
-        now = datetime.now(UTC)
-        host = headers.get("host", "localhost")
-        event: dict[str, Any] = {
-            "version": "2.0",
-            "routeKey": route.route_key,
-            "rawPath": raw_path,
-            "rawQueryString": raw_query,
-        }
-        if cookies:
-            event["cookies"] = cookies
-        event["headers"] = headers
-        if query:
-            event["queryStringParameters"] = {k: ",".join(v) for k, v in query.items()}
-        event["requestContext"] = {
-            "accountId": self._account_id,
-            "apiId": API_ID,
-            "authorizer": {"jwt": {"claims": _claims_as_strings(claims), "scopes": None}},
-            "domainName": host,
-            "domainPrefix": host.split(".", 1)[0].split(":", 1)[0],
-            "http": {
-                "method": request.method,
-                "path": raw_path,
-                "protocol": str(environ.get("SERVER_PROTOCOL", "HTTP/1.1")),
-                "sourceIp": source_ip,
-                "userAgent": headers.get("user-agent", ""),
-            },
-            "requestId": request_id,
-            "routeKey": route.route_key,
-            "stage": "$default",
-            "time": now.strftime("%d/%b/%Y:%H:%M:%S +0000"),
-            "timeEpoch": int(now.timestamp() * 1000),
-        }
-        if body:
-            try:
-                event["body"] = body.decode("utf-8")
-                event["isBase64Encoded"] = False
-            except UnicodeDecodeError:
-                event["body"] = base64.b64encode(body).decode("ascii")
-                event["isBase64Encoded"] = True
-        else:
-            event["isBase64Encoded"] = False
-        if path_params:
-            event["pathParameters"] = path_params
-        return event
+        return http_api_event(
+            route_key=route.route_key,
+            method=request.method,
+            raw_path=raw_path,
+            raw_query_string=raw_query,
+            query_string_parameters={k: ",".join(v) for k, v in query.items()},
+            headers=headers,
+            cookies=cookies,
+            claims=claims,
+            path_parameters=path_params,
+            body=body or None,
+            request_id=request_id,
+            received_at=datetime.now(UTC),
+            source_ip=source_ip,
+            protocol=str(environ.get("SERVER_PROTOCOL", "HTTP/1.1")),
+            account_id=self._account_id,
+        )
 
     # -- CORS ---------------------------------------------------------------------------------------
 
@@ -353,23 +300,6 @@ def _bearer_token(request: Request) -> str:
     if not token:
         raise InvalidToken("empty bearer token")
     return token
-
-
-def _claim_as_string(value: Any) -> str:
-    if isinstance(value, str):
-        return value
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return str(value)
-    if isinstance(value, list | tuple):
-        # API Gateway flattens arrays to "[a b]" (no quotes, space separated).
-        return "[" + " ".join(_claim_as_string(v) for v in value) + "]"
-    return json.dumps(value, separators=(",", ":"))
-
-
-def _claims_as_strings(claims: Mapping[str, Any]) -> dict[str, str]:
-    return {name: _claim_as_string(value) for name, value in claims.items()}
 
 
 def _message(status: int, message: str) -> Response:

@@ -10,13 +10,13 @@ from typing import Any
 import boto3
 from projections.handler import handler_for
 
-from orders_core import bootstrap
+from orders_core import composition
 from orders_core.projections.registry import NAMES
 from orders_local.stream_poller import (
-    CHECKPOINT_TABLE_REQUEST,
     DynamoDBCheckpointStore,
     PollerSettings,
     StreamPoller,
+    checkpoint_table_request,
     sqs_on_failure,
 )
 
@@ -52,7 +52,7 @@ class ProjectionWorkers:
         sqs: Any = boto3.client("sqs", endpoint_url=self._endpoint_url)
         # An external endpoint may have kept the table: then resume from the checkpoints it holds.
         with contextlib.suppress(dynamodb.exceptions.ResourceInUseException):
-            dynamodb.create_table(**CHECKPOINT_TABLE_REQUEST(self._checkpoint_table))
+            dynamodb.create_table(**checkpoint_table_request(self._checkpoint_table))
         self.failure_queue_url = sqs.create_queue(QueueName=self._failure_queue)["QueueUrl"]
         stream_arn = dynamodb.describe_table(TableName=self._events_table)["Table"]["LatestStreamArn"]
         checkpoints = DynamoDBCheckpointStore(dynamodb, self._checkpoint_table)
@@ -61,7 +61,7 @@ class ProjectionWorkers:
                 f"projection-{name}",
                 streams_client=streams,
                 stream_arn=stream_arn,
-                handler=handler_for(bootstrap.live_projection(name)),
+                handler=handler_for(composition.root().live_projection(name)),
                 checkpoints=checkpoints,
                 on_failure=sqs_on_failure(sqs, self.failure_queue_url),
                 settings=self._settings,

@@ -11,16 +11,21 @@ import contextlib
 import io
 import json
 import threading
+import time
 import traceback
-from collections.abc import Callable, Mapping
+import uuid
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-LambdaHandler = Callable[[dict[str, Any], Any], Any]
+from orders_local.gateway import LambdaHandler
+from orders_local.lambda_events import DEFAULT_ACCOUNT_ID, FakeLambdaContext
 
 WORKFLOW_FILE = "workflows/rebuild.asl.json"
 WORKER_FUNCTION = "orders-rebuild-worker"
-ACCOUNT = "123456789012"
+# As the stack sizes the rebuild worker (infra/rebuild.py).
+WORKER_MEMORY_MB = 1024
+WORKER_TIMEOUT_SECONDS = 900
 
 _handlers: dict[str, LambdaHandler] = {}
 _install_lock = threading.Lock()
@@ -47,7 +52,7 @@ def render_definition(substitutions: Mapping[str, str]) -> str:
 
 
 def function_arn(name: str, region: str) -> str:
-    return f"arn:aws:lambda:{region}:{ACCOUNT}:function:{name}"
+    return f"arn:aws:lambda:{region}:{DEFAULT_ACCOUNT_ID}:function:{name}"
 
 
 class _InProcessLambda:
@@ -62,7 +67,14 @@ class _InProcessLambda:
             return dict(self._fallback.invoke(FunctionName=FunctionName, Payload=Payload, **kwargs))
         event = json.loads(Payload) if Payload else {}
         try:
-            result = handler(event, _Context(FunctionName))
+            context = FakeLambdaContext(
+                function_name=FunctionName.rsplit(":", 1)[-1],
+                aws_request_id=str(uuid.uuid4()),
+                invoked_function_arn=FunctionName,
+                memory_limit_in_mb=WORKER_MEMORY_MB,
+                deadline=time.monotonic() + WORKER_TIMEOUT_SECONDS,
+            )
+            result = handler(event, context)
         except Exception as exc:  # reported to the state machine as Lambda reports an unhandled error
             error = {
                 "errorType": type(exc).__name__,
@@ -75,17 +87,6 @@ class _InProcessLambda:
                 "Payload": io.BytesIO(json.dumps(error).encode()),
             }
         return {"StatusCode": 200, "Payload": io.BytesIO(json.dumps(result).encode())}
-
-
-class _Context:
-    def __init__(self, arn: str) -> None:
-        self.function_name = arn.rsplit(":", 1)[-1]
-        self.invoked_function_arn = arn
-        self.memory_limit_in_mb = 1024
-        self.aws_request_id = "local"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 900_000
 
 
 def install_lambda_dispatch(handlers: Mapping[str, LambdaHandler]) -> None:
@@ -136,7 +137,7 @@ def create_state_machine(
             "ExportBucket": bucket,
         }
     )
-    role = f"arn:aws:iam::{ACCOUNT}:role/{name}"
+    role = f"arn:aws:iam::{DEFAULT_ACCOUNT_ID}:role/{name}"
     for machine in stepfunctions.list_state_machines()["stateMachines"]:
         if machine["name"] == name:
             stepfunctions.update_state_machine(

@@ -1,8 +1,10 @@
 """A local stand-in for Lambda's DynamoDB Streams event source mapping (ESM).
 
-moto's own event source mappings need Docker, run inside each write and ignore
-``batchItemFailures`` (see /work/shared/LOCAL-AWS.md), so the local run polls the stream itself and
-invokes the projection handlers the way Lambda would, failure semantics included.
+moto's own event source mappings do not fit: they run the function through moto's Lambda, which
+needs Docker; they invoke it synchronously inside the write that produced the stream record; and
+they ignore what it returns, ``batchItemFailures`` included, so there are no retries, bisection or
+on-failure destination. So the local run polls the stream itself and invokes the projection handlers
+the way Lambda would, failure semantics included.
 
 What it reproduces, per shard and in sequence-number order:
 
@@ -58,7 +60,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from botocore.exceptions import ClientError
 
-from orders_local.gateway import FakeLambdaContext
+from orders_local.lambda_events import DEFAULT_ACCOUNT_ID, FakeLambdaContext
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
@@ -70,7 +72,6 @@ logger = logging.getLogger("orders_local.stream_poller")
 StreamHandler = Callable[[dict[str, Any], Any], Any]
 OnFailure = Callable[[dict[str, Any]], None]
 
-DEFAULT_ACCOUNT_ID = "123456789012"
 FUNCTION_TIMEOUT_SECONDS = 60.0
 # A shard split shows up in DescribeStream only; re-reading it now and then is how Lambda finds children.
 SHARD_REFRESH_SECONDS = 10.0
@@ -105,8 +106,7 @@ class InMemoryCheckpointStore:
             self._positions[(poller_name, shard_id)] = sequence_number
 
 
-# Upper case because the local run's wiring names it so, like the table constants it sits beside.
-def CHECKPOINT_TABLE_REQUEST(table_name: str) -> dict[str, Any]:
+def checkpoint_table_request(table_name: str) -> dict[str, Any]:
     """boto3 ``create_table`` arguments for a :class:`DynamoDBCheckpointStore` table."""
     return {
         "TableName": table_name,
@@ -123,7 +123,7 @@ def CHECKPOINT_TABLE_REQUEST(table_name: str) -> dict[str, Any]:
 
 
 class DynamoDBCheckpointStore:
-    """Checkpoints in a DynamoDB table (see :func:`CHECKPOINT_TABLE_REQUEST`), surviving restarts."""
+    """Checkpoints in a DynamoDB table (see :func:`checkpoint_table_request`), surviving restarts."""
 
     def __init__(self, client: DynamoDBClient, table_name: str) -> None:
         self._client = client

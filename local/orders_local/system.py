@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import boto3
 from werkzeug.serving import BaseWSGIServer, get_sockaddr, make_server, select_address_family
 
+from orders_core import composition
 from orders_core.api_routes import ROUTES
 from orders_core.tables import ALL_TABLES, EVENTS
 from orders_local.gateway import LambdaHandler, LocalGateway
@@ -108,6 +109,11 @@ class LocalSystem:
             self._http = self._bind_http_server()
             self._prepare_aws()
             self._create_tables()
+            if self._run_projections and self._moto is not None:
+                # The workflow's worker can only run inside our own moto.
+                self._prepare_rebuilds()
+            # Every setting is in the environment now: compose once, before the first request.
+            composition.use(composition.Root(composition.Settings.from_environ()))
             self._gateway = LocalGateway(
                 self._load_handlers(), secret=self.secret, cors_origins=self.cors_origins
             )
@@ -116,8 +122,6 @@ class LocalSystem:
             )
             self._thread.start()
             if self._run_projections:
-                if self._moto is not None:  # the workflow's worker can only run inside our own moto
-                    self._prepare_rebuilds()
                 self.workers = ProjectionWorkers(
                     endpoint_url=self.endpoint_url,
                     events_table=self.table_names[EVENTS.key],
@@ -147,6 +151,7 @@ class LocalSystem:
         if self._moto is not None:
             self._moto.stop()
             self._moto = None
+        composition.use(None)
         for name, value in self._saved_env.items():
             if value is None:
                 os.environ.pop(name, None)
@@ -273,8 +278,9 @@ class LocalSystem:
     def _load_handlers(self) -> dict[str, LambdaHandler]:
         handlers = dict(self._handler_overrides)
         for function in sorted({route.function for route in ROUTES} - handlers.keys()):
-            # Imported only now: the handler modules create their boto3 clients and read the table
-            # names at import time, so the environment above must already be in place.
+            # Imported only for the functions not overridden, and only once the port is bound (see
+            # start()). Importing a handler module creates no clients and reads no settings: its
+            # services are built on first use.
             module = importlib.import_module(f"{function}.handler")
             handlers[function] = module.lambda_handler
         return handlers

@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
+import boto3
 import pytest
+from botocore.stub import Stubber
 
-from orders_core.envelope import CommitMetadata, NewEvent, envelopes_of
-from orders_core.errors import CommitTooLarge, ConcurrencyError, InvalidCommit
+from orders_core.envelope import Commit, CommitMetadata, NewEvent, envelopes_of
+from orders_core.errors import CommitTooLarge, ConcurrencyError, EventStoreError, InvalidCommit
+from orders_core.store import codec
+from orders_core.store import dynamodb as dynamodb_store
 from orders_core.store.dynamodb import DynamoDBEventStore
 from orders_core.store.memory import InMemoryEventStore
 from orders_core.store.port import EventStore
+from orders_local.moto_server import install_dynamodb_write_lock
 
 
 @pytest.fixture(params=["memory", "dynamodb"])
@@ -18,6 +24,8 @@ def store(request: pytest.FixtureRequest) -> EventStore:
     if request.param == "memory":
         return InMemoryEventStore()
     dynamodb: Any = request.getfixturevalue("dynamodb")
+    # moto checks conditions without a lock; DynamoDB does not let two writers win, so neither may moto.
+    install_dynamodb_write_lock()
     return DynamoDBEventStore(dynamodb, request.getfixturevalue("events_table"))
 
 
@@ -92,6 +100,85 @@ def test_reads_from_a_version_start_at_the_right_commit(store: EventStore) -> No
     assert store.read_commits_covering("order-1", 7) == []
 
 
+def test_of_concurrent_appends_at_the_same_expected_version_exactly_one_wins(store: EventStore) -> None:
+    # Given a stream at version 2, and eight writers that all read it there
+    store.append("order-1", 0, events("A", "B"), meta("first"))
+    writers = 8
+    start = threading.Barrier(writers)
+    won: list[Commit] = []
+    lost: list[int] = []
+    record = threading.Lock()
+
+    def writer(number: int) -> None:
+        start.wait()
+        try:
+            commit = store.append("order-1", 2, events(*["X"] * (number % 3 + 1)), meta(f"w{number}"))
+        except ConcurrencyError:
+            with record:
+                lost.append(number)
+        else:
+            with record:
+                won.append(commit)
+
+    # When they all append at once, with commits of different lengths
+    threads = [threading.Thread(target=writer, args=(n,)) for n in range(writers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    # Then exactly one wins, and the stream holds its commit and no other's
+    assert (len(won), len(lost)) == (1, writers - 1)
+    (winner,) = won
+    assert [(c.first_version, c.metadata.command_id) for c in store.read_commits("order-1")] == [
+        (1, "first"),
+        (3, winner.metadata.command_id),
+    ]
+
+
+def test_an_append_where_a_commit_already_starts_is_refused(store: EventStore) -> None:
+    # Given commits at versions 1..2, 3 and 4..6
+    store.append("order-1", 0, events("A", "B"), meta("c1"))
+    store.append("order-1", 2, events("C"), meta("c2"))
+    store.append("order-1", 3, events("D", "E", "F"), meta("c3"))
+
+    # When writers append at each version that ends a commit but the last, the commit after it wins
+    for stale in (0, 2, 3):
+        with pytest.raises(ConcurrencyError) as refused:
+            store.append("order-1", stale, events("X"), meta(f"stale-{stale}"))
+        assert (refused.value.stream_id, refused.value.expected_version) == ("order-1", stale)
+
+    # Then the stream is unchanged, and the writer at its end is accepted
+    assert [c.first_version for c in store.read_commits("order-1")] == [1, 3, 4]
+    assert store.append("order-1", 6, events("G"), meta("next")).first_version == 7
+
+
+def test_only_the_key_is_checked_so_callers_pass_a_version_that_ends_a_commit(store: EventStore) -> None:
+    # The port's documented rule, the same on every store: DynamoDB checks one conditional put
+    # on (stream_id, expected_version + 1) and nothing else, so the fake does the same.
+    # Given a commit at versions 1..2
+    store.append("order-1", 0, events("A", "B"), meta("c1"))
+
+    # When a caller appends at a version inside it, and another past the stream's end
+    inside = store.append("order-1", 1, events("X"), meta("inside"))
+    beyond = store.append("order-1", 5, events("Y"), meta("beyond"))
+
+    # Then both are stored as given: one overlapping the commit, one after a gap
+    assert (inside.first_version, beyond.first_version) == (2, 6)
+    assert [(c.first_version, c.metadata.command_id) for c in store.read_commits("order-1")] == [
+        (1, "c1"),
+        (2, "inside"),
+        (6, "beyond"),
+    ]
+    stored = store.read_commit("order-1", 2)
+    assert stored is not None and stored.metadata.command_id == "inside"
+    # And every store reads such a stream alike
+    assert [c.first_version for c in store.read_commits_covering("order-1", 2)] == [2, 6]
+    assert [c.first_version for c in store.read_commits_covering("order-1", 1)] == [1, 2, 6]
+    assert [c.first_version for c in store.read_commits_covering("order-1", 4)] == [6]
+    assert [c.first_version for c in store.read_commits("order-1", after_version=1, up_to_version=5)] == [2]
+
+
 def test_streams_are_independent(store: EventStore) -> None:
     store.append("order-1", 0, events("A"), meta("a"))
     store.append("order-2", 0, events("B"), meta("b"))
@@ -147,6 +234,16 @@ def test_floats_and_empty_commits_are_refused(store: EventStore) -> None:
         store.append("order-1", 0, [NewEvent(type="A", data={"price": 12.5})], meta())
     with pytest.raises(InvalidCommit):
         store.append("order-1", 0, [], meta())
+    assert store.read_commits("order-1") == []
+
+
+def test_a_stream_id_dynamodb_cannot_key_is_refused(store: EventStore) -> None:
+    with pytest.raises(InvalidCommit, match="stream id"):
+        store.append("", 0, events("A"), meta())
+    with pytest.raises(InvalidCommit, match="stream id"):
+        store.append("o" * (codec.MAX_STREAM_ID_BYTES + 1), 0, events("A"), meta())
+    with pytest.raises(InvalidCommit, match="versions end"):
+        store.append("order-1", codec.MAX_VERSION, events("A"), meta())
     assert store.read_commits("order-1") == []
 
 
@@ -206,3 +303,66 @@ def test_a_read_bounded_by_an_instant_stops_paging_at_the_first_later_commit(sto
         2,
     ]
     assert len(store.read_commits("order-1", recorded_until="2026-11-26T10:00:09.000000Z")) == 5
+
+
+# --- DynamoDB only: errors are classified by their code, never by their message ------------------
+
+
+def test_an_item_dynamodb_finds_too_large_after_our_estimate_is_commit_too_large_saying_so(
+    dynamodb: Any, events_table: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a size estimate 10 kB short, which lets through an item DynamoDB (moto: 405,000 bytes) refuses
+    real_size = codec.item_size
+
+    def undercounted(item: codec.Item) -> int:
+        return real_size(item) - 10_000
+
+    monkeypatch.setattr(codec, "item_size", undercounted)
+    monkeypatch.setattr(dynamodb_store, "item_size", undercounted)
+    store = DynamoDBEventStore(dynamodb, events_table)
+
+    # When such a commit is appended
+    with pytest.raises(CommitTooLarge) as refused:
+        store.append("order-1", 0, [NewEvent(type="A", data={"text": "x" * 406_000})], meta())
+
+    # Then the error says DynamoDB refused it and gives our estimate, which was under our limit
+    too_large = refused.value
+    assert too_large.size < too_large.limit == codec.MAX_COMMIT_BYTES
+    assert "DynamoDB refused" in str(too_large) and f"{too_large.size} bytes" in str(too_large)
+    assert "over the" not in str(too_large)
+    assert store.read_commits("order-1") == []
+
+
+def _stubbed_store() -> tuple[DynamoDBEventStore, Stubber]:
+    client: Any = boto3.client("dynamodb", region_name="us-east-1")
+    return DynamoDBEventStore(client, "events"), Stubber(client)
+
+
+@pytest.mark.parametrize(
+    "message", ["Item size has exceeded the maximum allowed size", "a message worded any other way"]
+)
+def test_a_validation_exception_on_put_is_commit_too_large_whatever_its_message(message: str) -> None:
+    store, stubber = _stubbed_store()
+    stubber.add_client_error("put_item", "ValidationException", message, 400)
+    with stubber, pytest.raises(CommitTooLarge, match="DynamoDB refused") as refused:
+        store.append("order-1", 0, events("A"), meta())
+    assert refused.value.limit == codec.MAX_COMMIT_BYTES
+    stubber.assert_no_pending_responses()
+
+
+@pytest.mark.parametrize(
+    "code", ["ProvisionedThroughputExceededException", "ItemCollectionSizeLimitExceededException"]
+)
+def test_other_errors_on_put_are_event_store_errors_even_when_the_message_mentions_size(code: str) -> None:
+    store, stubber = _stubbed_store()
+    stubber.add_client_error("put_item", code, "request size or item size is the problem", 400)
+    with stubber, pytest.raises(EventStoreError, match=code) as refused:
+        store.append("order-1", 0, events("A"), meta())
+    assert not isinstance(refused.value, CommitTooLarge | ConcurrencyError)
+
+
+def test_a_failed_condition_on_put_is_a_concurrency_error() -> None:
+    store, stubber = _stubbed_store()
+    stubber.add_client_error("put_item", "ConditionalCheckFailedException", "The conditional request failed")
+    with stubber, pytest.raises(ConcurrencyError):
+        store.append("order-1", 4, events("A"), meta())

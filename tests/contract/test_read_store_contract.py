@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
+import boto3
 import pytest
+from botocore.exceptions import ClientError
+from botocore.stub import Stubber
 
 from orders_core.readmodels.dynamodb import DynamoDBReadStore
 from orders_core.readmodels.memory import InMemoryReadStore
-from orders_core.readmodels.port import InvalidCursor, ReadStore, VersionConflict
+from orders_core.readmodels.port import InvalidCursor, ReadStore, ReadStoreError, VersionConflict
 from orders_core.tables import CUSTOMER_ORDERS
 
 
@@ -108,3 +112,63 @@ def test_retiring_a_generation_deletes_only_its_rows(store: ReadStore) -> None:
 
     assert store.delete_partition_prefix("1#") == 2
     assert list(store.get_many([("1#a", "view"), ("2#a", "view"), ("1#b", "x")])) == [("2#a", "view")]
+
+
+# --- DynamoDB only: no botocore error leaves the adapter ------------------------------------------
+
+KEY = ("1#a", "view")
+THROTTLED = "ProvisionedThroughputExceededException"
+OPERATIONS: dict[str, tuple[list[str], Callable[[ReadStore], Any]]] = {
+    # operation: (client calls it makes, the last one failing; how to call it)
+    "get_many": (["batch_get_item"], lambda store: store.get_many([KEY])),
+    "put_next_version": (
+        ["put_item"],
+        lambda store: store.put_next_version(KEY, {}, version=2, expected=1),
+    ),
+    "put_if_newer": (["put_item"], lambda store: store.put_if_newer(KEY, {}, version=2)),
+    "add_contribution": (
+        ["update_item"],
+        lambda store: store.add_contribution(KEY, sources=["1"], counters={"n": 1}, fields={}),
+    ),
+    "query_partition": (["query"], lambda store: store.query_partition("1#a")),
+    "query_index": (["query"], lambda store: store.query_index("1#alice", limit=3)),
+    "delete_partition_prefix": (
+        ["scan", "batch_write_item"],
+        lambda store: store.delete_partition_prefix("1#"),
+    ),
+}
+
+
+def _stubbed_store() -> tuple[DynamoDBReadStore, Stubber]:
+    client: Any = boto3.client("dynamodb", region_name="us-east-1")
+    return DynamoDBReadStore(client, "read"), Stubber(client)
+
+
+@pytest.mark.parametrize("operation", sorted(OPERATIONS))
+def test_a_failing_dynamodb_call_is_a_read_store_error_carrying_its_code(operation: str) -> None:
+    # Given a DynamoDB that throttles the operation's (last) call
+    calls, call = OPERATIONS[operation]
+    store, stubber = _stubbed_store()
+    for earlier in calls[:-1]:
+        stubber.add_response(earlier, {"Items": [{"pk": {"S": KEY[0]}, "sk": {"S": KEY[1]}}]})
+    stubber.add_client_error(calls[-1], THROTTLED, "Rate of requests exceeds the allowed throughput", 400)
+
+    # When the operation runs, then the error is the port's, with the code and the original as cause
+    with stubber, pytest.raises(ReadStoreError) as failed:
+        call(store)
+    assert (failed.value.operation, failed.value.code) == (operation, THROTTLED)
+    assert THROTTLED in str(failed.value)
+    assert isinstance(failed.value.__cause__, ClientError)
+    stubber.assert_no_pending_responses()
+
+
+def test_failed_conditions_stay_a_version_conflict_or_a_false_result() -> None:
+    store, stubber = _stubbed_store()
+    for method in ("put_item", "put_item", "update_item"):
+        stubber.add_client_error(method, "ConditionalCheckFailedException", "The conditional request failed")
+    with stubber:
+        with pytest.raises(VersionConflict):
+            store.put_next_version(KEY, {}, version=2, expected=1)
+        assert store.put_if_newer(KEY, {}, version=2) is False
+        assert store.add_contribution(KEY, sources=["1"], counters={"n": 1}, fields={}) is False
+    stubber.assert_no_pending_responses()

@@ -11,10 +11,8 @@ from typing import Any
 import pytest
 
 from command_api import handler as commands
-from orders_core.command_service import CommandService
-from orders_core.projections.registry import registration
+from orders_core import composition
 from orders_core.readmodels.memory import InMemoryReadStore
-from orders_core.rebuild.control import ControlStore
 from orders_core.store.memory import InMemoryEventStore
 from orders_core.tables import PROJECTIONS_CONTROL, READ_MODEL_TABLES
 from query_api import handler as queries
@@ -31,11 +29,9 @@ def table(dynamodb: Any, events_table: str, monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setenv("EVENTS_TABLE", events_table)
     for spec in (*READ_MODEL_TABLES, PROJECTIONS_CONTROL):
         monkeypatch.setenv(spec.env_var, f"unused-{spec.key}")  # these tests never read the views
-    commands.use_service(None)
-    queries.use_models(None)
+    composition.use(None)
     yield events_table
-    commands.use_service(None)
-    queries.use_models(None)
+    composition.use(None)
 
 
 def call(method: str, path: str, **kwargs: Any) -> tuple[int, dict[str, str], dict[str, Any]]:
@@ -77,7 +73,7 @@ def test_placing_an_order_answers_201_with_version_etag_location_and_correlation
 
 def test_a_retried_post_with_the_same_idempotency_key_appends_nothing(table: str, dynamodb: Any) -> None:
     first = call("POST", "/orders", body=ORDER, headers={"Idempotency-Key": "retry-1"})
-    commands.use_service(None)  # a cold instance answers the retry
+    composition.use(None)  # a cold instance answers the retry
     again = call("POST", "/orders", body=ORDER, headers={"Idempotency-Key": "retry-1"})
 
     assert first[0] == again[0] == 201
@@ -229,21 +225,15 @@ def test_a_commit_too_large_for_one_item_gets_413_and_writes_nothing(
 def test_handlers_can_share_an_injected_store(dynamodb: Any, events_table: str) -> None:
     events = InMemoryEventStore()
     reads = InMemoryReadStore()
-    commands.use_service(CommandService(events))
-    queries.use_models(
-        queries.ReadModels(
-            CommandService(events),
-            ControlStore(InMemoryReadStore()),
-            lambda name, generation: registration(name).build(reads, events, generation),
-        )
+    composition.use(
+        composition.Root(composition.Settings(), event_store=events, read_store_for=lambda spec: reads)
     )
     try:
         order_id = place()
         assert call("GET", f"/orders/{order_id}/events")[2]["version"] == 3
         assert dynamodb.scan(TableName=events_table, Select="COUNT")["Count"] == 0
     finally:
-        commands.use_service(None)
-        queries.use_models(None)
+        composition.use(None)
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from orders_core.command_service import CommandService, IdempotencyKeyReused, StaleVersion
+from orders_core.application import CommandService, IdempotencyKeyReused, StaleVersion
 from orders_core.domain.errors import RuleViolation
 from orders_core.domain.orders import ORDER, AddItem, CancelOrder, OrderLine
 from orders_core.envelope import envelopes_of

@@ -8,7 +8,7 @@ from decimal import Decimal
 
 import pytest
 
-from orders_core.command_service import CommandService
+from orders_core.application import CommandService
 from orders_core.domain.orders import ORDER, AddItem, OrderLine
 from orders_core.envelope import envelopes_of
 from orders_core.errors import ConcurrencyError

@@ -13,12 +13,11 @@ import pytest
 from projections import handler as projection_function
 
 from command_api import handler as commands
-from orders_core.command_service import CommandService
+from orders_core import composition
+from orders_core.application import CommandService
 from orders_core.domain.orders import ORDER
 from orders_core.envelope import Commit
-from orders_core.projections.registry import registration
 from orders_core.readmodels.memory import InMemoryReadStore
-from orders_core.rebuild.control import ControlStore
 from orders_core.snapshots.memory import InMemorySnapshotStore
 from orders_core.snapshots.port import Snapshot, SnapshotStoreError
 from orders_core.store.memory import InMemoryEventStore
@@ -47,22 +46,18 @@ def events(monkeypatch: pytest.MonkeyPatch) -> Iterator[InMemoryEventStore]:
     monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "OrdersTest")
     store = InMemoryEventStore()
     # Snapshots at every event, all failing: the service's own warning must carry the id too.
-    commands.use_service(
-        CommandService(store, snapshots=SnapshotsThatFail(), snapshot_every={"order": 1}, log=commands.logger)
-    )
-    queries.use_models(None)
-    yield store
-    commands.use_service(None)
-    queries.use_models(None)
-
-
-def query_models(events: InMemoryEventStore) -> queries.ReadModels:
     reads = InMemoryReadStore()
-    return queries.ReadModels(
-        CommandService(events),
-        ControlStore(InMemoryReadStore()),
-        lambda name, generation: registration(name).build(reads, events, generation),
+    composition.use(
+        composition.Root(
+            composition.Settings(snapshot_every={"order": 1}),
+            event_store=store,
+            snapshot_store=SnapshotsThatFail(),
+            read_store_for=lambda spec: reads,
+            log=commands.logger,
+        )
     )
+    yield store
+    composition.use(None)
 
 
 def command(method: str, path: str, **kwargs: Any) -> tuple[int, dict[str, Any]]:
@@ -130,7 +125,6 @@ def test_metrics_can_be_turned_off_and_then_print_nothing(
 
 def test_query_log_lines_carry_the_correlation_id(events: InMemoryEventStore) -> None:
     _, body = command("POST", "/orders", body=BODY)
-    queries.use_models(query_models(events))
     with json_lines(queries.logger) as lines:
         response = queries.lambda_handler(
             http_event("GET", f"/orders/{body['order_id']}/events", headers={"X-Correlation-Id": "read-7"}),
@@ -147,7 +141,6 @@ def test_the_history_shows_which_command_caused_each_event(events: InMemoryEvent
     )
     order_id = placed["order_id"]
     command("POST", f"/orders/{order_id}/items", body=ITEM, headers={"X-Correlation-Id": "flow-1"})
-    queries.use_models(query_models(events))
 
     response = queries.lambda_handler(http_event("GET", f"/orders/{order_id}/events"), FakeLambdaContext())
 

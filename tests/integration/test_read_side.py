@@ -13,12 +13,13 @@ import pytest
 from projections.handler import handler_for
 
 from command_api import handler as commands
+from orders_core import composition
 from orders_core.envelope import envelopes_of
 from orders_core.projections.base import Projection
+from orders_core.projections.control import ControlStore
 from orders_core.projections.live import LiveProjection
 from orders_core.projections.registry import NAMES, registration
 from orders_core.readmodels.dynamodb import DynamoDBReadStore
-from orders_core.rebuild.control import ControlStore
 from orders_core.store.dynamodb import DynamoDBEventStore
 from orders_core.tables import ALL_TABLES, EVENTS
 from orders_local.stream_poller import InMemoryCheckpointStore, PollerSettings, StreamPoller
@@ -77,11 +78,9 @@ def system(dynamodb: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[System]:
         names[spec.key] = f"{spec.key}-{uuid.uuid4().hex[:6]}"
         dynamodb.create_table(**spec.create_table_request(names[spec.key]))
         monkeypatch.setenv(spec.env_var, names[spec.key])
-    commands.use_service(None)
-    queries.use_models(None)
+    composition.use(None)
     yield System(dynamodb, names)
-    commands.use_service(None)
-    queries.use_models(None)
+    composition.use(None)
 
 
 def call(method: str, path: str, **kwargs: Any) -> tuple[int, dict[str, str], Any]:
@@ -153,7 +152,7 @@ def test_read_models_on_dynamodb_equal_a_clean_fold_and_coalesce_writes(system: 
 
     log = system.log()
     records = len({(e.stream_id, e.command_id) for e in log})  # one stream record per commit
-    models = queries.models()
+    models = composition.root().read_models
     for order_id, expected in oracle.order_views(log).items():
         view = models.orders.get(order_id)
         assert view is not None and view.to_json() == expected
@@ -235,7 +234,7 @@ def test_the_query_api_answers_from_the_views(system: System) -> None:
 def test_a_view_behind_the_asked_version_answers_503_after_a_bounded_wait(
     system: System, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(queries, "MAX_WAIT_SECONDS", 0.3)
+    monkeypatch.setattr("orders_core.queries.orders.MAX_WAIT_SECONDS", 0.3)
     _, _, body = call(
         "POST",
         "/orders",

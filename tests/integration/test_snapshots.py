@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from orders_core.command_service import CommandService, snapshot_of
+from orders_core.application import CommandService, snapshot_of
 from orders_core.domain.inventory import PRODUCT, ReceiveStock
 from orders_core.domain.orders import ORDER, AddItem, OrderLine, OrderState, order_state_to_snapshot
 from orders_core.envelope import CommitMetadata, NewEvent

@@ -12,16 +12,17 @@ from typing import Any
 
 import pytest
 
-from orders_core.command_service import CommandService
+from orders_core import composition
+from orders_core.application import CommandService
 from orders_core.domain.orders import ORDER, AddItem, OrderLine, ShipOrder
 from orders_core.envelope import CommitMetadata, EventEnvelope, NewEvent, envelopes_of
+from orders_core.queries.temporal import TemporalOrders, parse_instant
 from orders_core.snapshots.dynamodb import DynamoDBSnapshotStore
 from orders_core.snapshots.memory import InMemorySnapshotStore
 from orders_core.snapshots.port import SnapshotStoreError
 from orders_core.store.dynamodb import DynamoDBEventStore
 from orders_core.store.memory import InMemoryEventStore
 from orders_core.tables import ALL_TABLES, EVENTS, SNAPSHOTS
-from orders_core.temporal import TemporalOrders, parse_instant
 from query_api import handler as queries
 from tests.support import oracle
 from tests.support.apigw import FakeLambdaContext, http_event
@@ -72,13 +73,13 @@ def history(
         snapshots = DynamoDBSnapshotStore(dynamodb, snapshots_table)
     else:
         monkeypatch.delenv(SNAPSHOTS.env_var)
-    queries.use_models(None)
+    composition.use(None)
     written = write_history(DynamoDBEventStore(dynamodb, events_table), snapshots)
     if snapshots is not None:
         stored = snapshots.latest(ORDER.stream_id(written.order_id))
         assert stored is not None and stored.version == 9
     yield written
-    queries.use_models(None)
+    composition.use(None)
 
 
 def get(path: str, query: dict[str, str] | None = None, **kwargs: Any) -> tuple[int, dict[str, str], Any]:

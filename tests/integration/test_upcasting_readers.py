@@ -10,18 +10,23 @@ from typing import Any
 
 import pytest
 
-from orders_core.command_service import CommandService
+from orders_core.application import CommandService
 from orders_core.domain.inventory import PRODUCT, ReceiveStock
 from orders_core.domain.orders import ORDER, AddItem, OrderLine, ShipOrder
 from orders_core.envelope import Commit, CommitMetadata, NewEvent, envelopes_of
-from orders_core.projections.base import commit_from_stream_record, facts
+from orders_core.projections.base import facts
+from orders_core.projections.control import ControlStore
 from orders_core.projections.customer_orders import CustomerOrders
 from orders_core.projections.inventory import Inventory
 from orders_core.projections.registry import REGISTRY
 from orders_core.projections.sales import SalesAnalytics
+from orders_core.queries.orders import OrderQueries
+from orders_core.queries.read_models import ActiveReadModels
 from orders_core.readmodels.memory import InMemoryReadStore
 from orders_core.store.codec import commit_to_item, item_to_commit
 from orders_core.store.memory import InMemoryEventStore
+from orders_core.store.stream_records import commit_from_stream_record
+from orders_core.web import Caller
 from tests.support import oracle
 from tests.support.orders import context, place_order
 
@@ -93,7 +98,7 @@ def assert_views_match_the_log(store: InMemoryEventStore, reads: InMemoryReadSto
     sales = SalesAnalytics(reads, store, generation)
     for day, expected in oracle.daily_sales(events).items():
         assert {k: v for k, v in (sales.get(day) or {}).items() if k != "revision"} == expected
-    stock = Inventory(reads, store, generation)
+    stock = Inventory(reads, generation)
     for product, expected in oracle.inventory(events).items():
         assert {k: v for k, v in (stock.get(product) or {}).items() if k != "revision"} == expected
 
@@ -113,7 +118,7 @@ def test_projections_fed_by_the_stream_read_every_version(log: InMemoryEventStor
         for c in all_commits(log)
     ]
     commits = [c for c in (commit_from_stream_record(r) for r in records) if c is not None]
-    for projection in (CustomerOrders(reads, log), SalesAnalytics(reads, log), Inventory(reads, log)):
+    for projection in (CustomerOrders(reads, log), SalesAnalytics(reads, log), Inventory(reads)):
         assert projection.process(commits) == {}
     assert_views_match_the_log(log, reads, generation=1)
 
@@ -132,6 +137,13 @@ def test_the_rebuild_input_export_items_is_upcast_like_the_stream(log: InMemoryE
     assert_views_match_the_log(log, reads, generation=2)
 
 
+OPERATOR = Caller(user_id="ops", is_operator=True)
+
+
+def _no_read_model(name: str, generation: int) -> Any:
+    raise AssertionError("the history is read from the event log, never from a read model")
+
+
 def test_the_history_shows_every_event_in_its_current_schema(log: InMemoryEventStore) -> None:
     service = CommandService(log)
     streams = [s for s in log.stream_ids() if s.startswith(ORDER.stream_prefix)]
@@ -141,9 +153,11 @@ def test_the_history_shows_every_event_in_its_current_schema(log: InMemoryEventS
         if service.load(ORDER, ORDER.aggregate_id(s)).state.status == "placed"
     )
 
-    _, history = service.history(ORDER, order_id)
+    history = OrderQueries(ActiveReadModels(ControlStore(InMemoryReadStore()), _no_read_model), log).history(
+        order_id, OPERATOR
+    )
 
-    added = [e for e in history if e.type == "ItemAdded"]
+    added = [e for e in history.events if e.type == "ItemAdded"]
     assert [e.schema_version for e in added] == [3, 3, 3]
     assert [(e.data["line_total"], e.data["currency"]) for e in added] == [
         ("2.50", "EUR"),

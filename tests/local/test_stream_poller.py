@@ -14,11 +14,11 @@ import boto3
 import pytest
 
 from orders_local.stream_poller import (
-    CHECKPOINT_TABLE_REQUEST,
     DynamoDBCheckpointStore,
     InMemoryCheckpointStore,
     PollerSettings,
     StreamPoller,
+    checkpoint_table_request,
     sqs_on_failure,
 )
 
@@ -369,7 +369,7 @@ def test_new_poller_resumes_after_the_dynamodb_checkpoint(
 ) -> None:
     # Given a checkpoint table and a poller that handled r0-r2, then crashed while handling r3-r4
     checkpoint_table = f"checkpoints-{uuid.uuid4().hex[:8]}"
-    dynamodb.create_table(**CHECKPOINT_TABLE_REQUEST(checkpoint_table))
+    dynamodb.create_table(**checkpoint_table_request(checkpoint_table))
     store = DynamoDBCheckpointStore(dynamodb, checkpoint_table)
     write(dynamodb, table, *keys(5))
 

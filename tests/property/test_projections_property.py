@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from orders_core.command_service import CommandContext, CommandService
+from orders_core.application import CommandContext, CommandService
 from orders_core.domain.errors import DomainError
 from orders_core.domain.inventory import PRODUCT, ReceiveStock, SetReorderLevel
 from orders_core.domain.orders import (
@@ -138,7 +138,7 @@ def check_history(history: list[tuple[Any, ...]], gaps: list[int], seed: int, sh
     views, sales, stock = (
         CustomerOrders(flaky, events),
         SalesAnalytics(flaky, events),
-        Inventory(flaky, events),
+        Inventory(flaky),
     )
 
     def calm_down(invocation: int) -> None:

@@ -15,7 +15,7 @@ from projections.handler import handler_for
 from rebuild_worker import handler as worker
 
 from command_api import handler as commands
-from orders_core import bootstrap
+from orders_core import composition
 from orders_core.envelope import envelopes_of
 from orders_core.projections.registry import NAMES
 from orders_core.store.dynamodb import DynamoDBEventStore
@@ -43,7 +43,7 @@ class LocalStack:
                 f"live-{name}-{uuid.uuid4().hex[:6]}",
                 streams_client=streams,
                 stream_arn=arn,
-                handler=handler_for(bootstrap.live_projection(name)),
+                handler=handler_for(composition.root().live_projection(name)),
                 checkpoints=InMemoryCheckpointStore(),
                 settings=PollerSettings(batch_size=100, poll_interval_seconds=0.05),
             )
@@ -96,19 +96,13 @@ def local_stack(dynamodb: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Loca
         name=f"rebuild-{suffix}",
     )
     monkeypatch.setenv("REBUILD_STATE_MACHINE_ARN", arn)
-    for module in (commands, queries, admin, worker):
-        _reset(module)
+    composition.use(None)
     stack = LocalStack(dynamodb, names)
     for poller in stack.pollers.values():
         poller.start()
     yield stack
     for poller in stack.pollers.values():
         poller.stop()
-    for module in (commands, queries, admin, worker):
-        _reset(module)
+    composition.use(None)
 
 
-def _reset(module: Any) -> None:
-    for name in ("use_service", "use_models", "use_admin", "use_steps"):
-        if hasattr(module, name):
-            getattr(module, name)(None)

@@ -57,10 +57,10 @@ def wait_for_run(stack: LocalStack, rebuild_id: str, timeout: float = 120) -> di
 
 
 def assert_views_equal_a_fold_of_the_log(stack: LocalStack) -> None:
-    from query_api.handler import models
+    from orders_core import composition
 
     log = [e for e in stack.log() if e.stream_id.startswith(("order-", "product-"))]
-    views = models()
+    views = composition.root().read_models
     for order_id, expected in oracle.order_views(log).items():
         view = views.orders.get(order_id)
         assert view is not None and view.to_json() == expected, order_id

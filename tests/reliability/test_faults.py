@@ -22,7 +22,7 @@ import boto3
 import pytest
 from projections.handler import handler_for
 
-from orders_core.command_service import CommandContext, CommandService
+from orders_core.application import CommandContext, CommandService
 from orders_core.domain.errors import DomainError
 from orders_core.domain.inventory import PRODUCT, ReceiveStock, SetReorderLevel
 from orders_core.domain.orders import (
@@ -35,18 +35,18 @@ from orders_core.domain.orders import (
     ShippingAddress,
 )
 from orders_core.envelope import format_timestamp
+from orders_core.projections.control import ControlStore
 from orders_core.projections.live import LiveProjection
 from orders_core.projections.registry import NAMES, registration
 from orders_core.readmodels.dynamodb import DynamoDBReadStore
-from orders_core.rebuild.control import ControlStore
 from orders_core.store.dynamodb import DynamoDBEventStore
 from orders_core.tables import ALL_TABLES, EVENTS, PROJECTIONS_CONTROL
 from orders_local.moto_server import install_dynamodb_write_lock
 from orders_local.stream_poller import (
-    CHECKPOINT_TABLE_REQUEST,
     DynamoDBCheckpointStore,
     PollerSettings,
     StreamPoller,
+    checkpoint_table_request,
 )
 from tests.reliability import figures
 from tests.reliability.log import full_log
@@ -297,7 +297,7 @@ def read_side(dynamodb: Any) -> Iterator[Callable[[FaultPlan], ReadSide]]:
         names[spec.key] = f"rel-{spec.key}-{suffix}"
         dynamodb.create_table(**spec.create_table_request(names[spec.key]))
     checkpoint_table = f"rel-checkpoints-{suffix}"
-    dynamodb.create_table(**CHECKPOINT_TABLE_REQUEST(checkpoint_table))
+    dynamodb.create_table(**checkpoint_table_request(checkpoint_table))
     yield lambda plan: ReadSide(dynamodb, names, checkpoint_table, plan)
 
 

@@ -1,29 +1,20 @@
-"""Builds API Gateway HTTP API (payload v2.0) events as the JWT authorizer delivers them."""
+"""API Gateway HTTP API (payload v2.0) events and a Lambda context for calling handlers directly.
+
+Thin wrappers over ``orders_local.lambda_events``, the builders the local gateway uses, with the
+defaults a test wants: a fixed time, a customer's claims, a function named "test".
+"""
 
 from __future__ import annotations
 
 import json
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
-from orders_core.api_routes import ROUTES
+from orders_local import lambda_events
+from orders_local.gateway import match_route
 
-
-def _route_key(method: str, path: str) -> tuple[str, dict[str, str]]:
-    segments = path.split("/")
-    for route in ROUTES:
-        template = route.path.split("/")
-        if route.method != method or len(template) != len(segments):
-            continue
-        params = {}
-        for pattern, actual in zip(template, segments, strict=True):
-            if pattern.startswith("{"):
-                params[pattern[1:-1]] = actual
-            elif pattern != actual:
-                break
-        else:
-            return route.route_key, params
-    return f"{method} {path}", {}
+RECEIVED_AT = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)
 
 
 def http_event(
@@ -37,58 +28,43 @@ def http_event(
     headers: dict[str, str] | None = None,
     query: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    route_key, params = _route_key(method, path)
-    all_headers = {"content-type": "application/json", "host": "localhost"}
+    """The event for ``method path`` as the JWT authorizer passes it; ``user=None`` sends no claims.
+
+    A path no route matches keeps ``"{method} {path}"`` as its route key, so handlers can be asked
+    for it too.
+    """
+    matched = match_route(method, path)
+    route_key, params = (matched[0].route_key, matched[1]) if matched else (f"{method} {path}", {})
+    all_headers = {"content-type": "application/json", "host": "localhost", "user-agent": "test"}
     all_headers.update({k.lower(): v for k, v in (headers or {}).items()})
     claims: dict[str, str] = {}
     if user is not None:
         claims = {"sub": user, "iss": "orders-local", "token_use": "access"}
         if operator:
             claims["cognito:groups"] = "[operators]"
-    event: dict[str, Any] = {
-        "version": "2.0",
-        "routeKey": route_key,
-        "rawPath": path,
-        "rawQueryString": "&".join(f"{k}={v}" for k, v in (query or {}).items()),
-        "headers": all_headers,
-        "requestContext": {
-            "accountId": "123456789012",
-            "apiId": "local",
-            "domainName": "localhost",
-            "domainPrefix": "localhost",
-            "http": {
-                "method": method,
-                "path": path,
-                "protocol": "HTTP/1.1",
-                "sourceIp": "127.0.0.1",
-                "userAgent": "test",
-            },
-            "requestId": str(uuid.uuid4()),
-            "routeKey": route_key,
-            "stage": "$default",
-            "time": "26/Nov/2026:10:00:00 +0000",
-            "timeEpoch": 1795000000000,
-            "authorizer": {"jwt": {"claims": claims, "scopes": None}},
-        },
-        "isBase64Encoded": False,
-    }
-    if params:
-        event["pathParameters"] = params
-    if query:
-        event["queryStringParameters"] = dict(query)
-    if raw_body is not None:
-        event["body"] = raw_body
-    elif body is not None:
-        event["body"] = json.dumps(body)
-    return event
+    if raw_body is None and body is not None:
+        raw_body = json.dumps(body)
+    return lambda_events.http_api_event(
+        route_key=route_key,
+        method=method,
+        raw_path=path,
+        raw_query_string="&".join(f"{k}={v}" for k, v in (query or {}).items()),
+        query_string_parameters=query,
+        headers=all_headers,
+        claims=claims,
+        path_parameters=params,
+        body=raw_body,
+        request_id=str(uuid.uuid4()),
+        received_at=RECEIVED_AT,
+    )
 
 
-class FakeLambdaContext:
-    function_name = "test"
-    function_version = "$LATEST"
-    memory_limit_in_mb = 256
-    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:test"
-    aws_request_id = "00000000-0000-0000-0000-000000000000"
+class FakeLambdaContext(lambda_events.FakeLambdaContext):
+    """The local run's Lambda context, for a function named "test"."""
 
-    def get_remaining_time_in_millis(self) -> int:
-        return 30_000
+    def __init__(self) -> None:
+        super().__init__(
+            function_name="test",
+            aws_request_id="00000000-0000-0000-0000-000000000000",
+            invoked_function_arn=f"arn:aws:lambda:us-east-1:{lambda_events.DEFAULT_ACCOUNT_ID}:function:test",
+        )

@@ -14,10 +14,6 @@ class RequestCounter:
     def _count(self, model: Any, **_: Any) -> None:
         self.calls[model.name] += 1
 
-    @property
-    def total(self) -> int:
-        return sum(self.calls.values())
-
     def reset(self) -> None:
         self.calls.clear()
 

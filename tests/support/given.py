@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from orders_core.aggregate import AggregateType
+from orders_core.domain.aggregate import AggregateType
 from orders_core.domain.events import DomainEvent
 
 

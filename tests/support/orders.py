@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from decimal import Decimal
 
-from orders_core.command_service import CommandContext
+from orders_core.application import CommandContext
 from orders_core.domain.orders import OrderLine, PlaceOrder, ShippingAddress
 
 ADDRESS = ShippingAddress("1 Canal St", "Amsterdam", "1011", "NL")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from orders_core.domain.errors import InvalidCommand
 from orders_core.domain.inventory import (
     PRODUCT,
@@ -31,6 +33,22 @@ def test_reorder_level_may_be_zero_not_negative() -> None:
 
 def test_product_ids_are_checked() -> None:
     given(PRODUCT).when(ReceiveStock("sku 1/../x", 1)).then_refused(InvalidCommand)
+
+
+@dataclass(frozen=True)
+class WriteOffStock:
+    """A command the aggregate does not know, shaped like SetReorderLevel."""
+
+    product_id: str
+    reorder_level: int
+
+
+def test_an_unknown_command_is_refused_not_taken_for_a_reorder_level() -> None:
+    # Given a product, when a command outside ProductCommand arrives (mistyped by its caller)
+    refused = given(PRODUCT).when(WriteOffStock("sku-1", 5)).then_refused(TypeError)
+
+    # Then it is refused by name, and nothing was decided
+    assert "WriteOffStock" in str(refused.value)
 
 
 def test_state_accumulates_stock_and_keeps_the_last_level() -> None:

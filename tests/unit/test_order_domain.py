@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from decimal import Decimal
 
 import pytest
@@ -187,6 +188,22 @@ def test_only_a_placed_order_ships_carrying_its_quantities() -> None:
     )
     given(ORDER).when(ShipOrder(ORDER_ID, "TRK1")).then_refused(NotFound)
     given(ORDER, PLACED).when(ShipOrder(ORDER_ID, " ")).then_refused(InvalidCommand)
+
+
+@dataclass(frozen=True)
+class ReturnOrder:
+    """A command the aggregate does not know, shaped like ShipOrder."""
+
+    order_id: str
+    tracking_number: str
+
+
+def test_an_unknown_command_is_refused_not_shipped() -> None:
+    # Given a placed order, when a command outside OrderCommand arrives (mistyped by its caller)
+    refused = given(ORDER, PLACED).when(ReturnOrder(ORDER_ID, "TRK1")).then_refused(TypeError)
+
+    # Then it is refused by name, and nothing was decided
+    assert "ReturnOrder" in str(refused.value)
 
 
 def test_evolve_tracks_status_lines_and_total() -> None:

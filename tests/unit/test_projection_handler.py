@@ -7,12 +7,12 @@ from decimal import Decimal
 
 from projections.handler import handle_live
 
-from orders_core.command_service import CommandContext, CommandService
+from orders_core.application import CommandContext, CommandService
 from orders_core.domain.orders import ORDER, OrderLine, PlaceOrder, ShippingAddress
+from orders_core.projections.control import ControlStore
 from orders_core.projections.live import LiveProjection
 from orders_core.projections.registry import registration
 from orders_core.readmodels.memory import InMemoryReadStore
-from orders_core.rebuild.control import ControlStore
 from orders_core.store.memory import InMemoryEventStore
 from tests.support.apigw import FakeLambdaContext
 from tests.support.delivery import stream_records

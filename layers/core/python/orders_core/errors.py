@@ -19,11 +19,16 @@ class ConcurrencyError(EventStoreError):
 
 
 class CommitTooLarge(EventStoreError):
-    """The commit would not fit in one DynamoDB item; nothing was written."""
+    """The commit would not fit in one DynamoDB item; nothing was written.
 
-    def __init__(self, stream_id: str, size: int, limit: int) -> None:
+    `size` is the item's size as we estimate it, `limit` our limit. The estimate is usually
+    over the limit; when DynamoDB refuses an item we estimated under it, `message` says so.
+    """
+
+    def __init__(self, stream_id: str, size: int, limit: int, *, message: str | None = None) -> None:
         super().__init__(
-            f"the events of this command take {size} bytes, over the {limit}-byte limit of one commit"
+            message
+            or f"the events of this command take {size} bytes, over the {limit}-byte limit of one commit"
         )
         self.stream_id = stream_id
         self.size = size

@@ -18,7 +18,7 @@ from typing import Any, Literal, Union, get_args, get_origin
 
 from pydantic import BaseModel
 
-from orders_core.aggregate import AggregateType
+from orders_core.domain.aggregate import AggregateType
 from orders_core.domain.events import CatalogEntry
 from orders_core.domain.inventory import PRODUCT
 from orders_core.domain.orders import ORDER

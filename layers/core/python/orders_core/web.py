@@ -22,10 +22,14 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 
-from orders_core.command_service import CommandContext, IdempotencyKeyReused, StaleVersion
+from orders_core.application.errors import IdempotencyKeyReused, StaleVersion
+from orders_core.application.service import CommandContext
 from orders_core.domain.errors import InvalidCommand, NotFound, RuleViolation
 from orders_core.envelope import format_timestamp
 from orders_core.errors import CommitTooLarge, ConcurrencyError, InvalidCommit
+from orders_core.queries.errors import ViewNotCaughtUp
+from orders_core.readmodels.port import InvalidCursor
+from orders_core.rebuild.operations import RebuildsUnavailable
 
 PROBLEM_JSON = "application/problem+json"
 OPERATORS_GROUP = "operators"
@@ -47,6 +51,14 @@ class BadHeader(Exception):
     def __init__(self, header: str, message: str) -> None:
         super().__init__(message)
         self.header = header
+
+
+class InvalidParameter(Exception):
+    """A path or query parameter that cannot mean anything (not a date, two points in time)."""
+
+    def __init__(self, message: str, *fields: str) -> None:
+        super().__init__(message)
+        self.fields = fields or ("query",)
 
 
 @dataclass(frozen=True)
@@ -108,6 +120,14 @@ def idempotency_key(app: APIGatewayHttpResolver) -> str | None:
     if not _IDEMPOTENCY_KEY.fullmatch(key):
         raise BadHeader("Idempotency-Key", "Idempotency-Key must be 1 to 255 visible ASCII characters")
     return key
+
+
+def order_id_from_path(raw: str) -> str:
+    """The order id a path names; an id that is not a UUID names no order (404, as any unknown one)."""
+    try:
+        return str(uuid.UUID(raw))
+    except ValueError:
+        raise NotFound(f"order {raw[:64]} not found") from None
 
 
 def expected_version(app: APIGatewayHttpResolver) -> int | None:
@@ -190,6 +210,19 @@ def _bad_header(exc: BadHeader) -> Response[str]:
     return problem(422, "Invalid header", str(exc), errors=[{"field": exc.header, "message": str(exc)}])
 
 
+def _invalid_parameter(exc: InvalidParameter) -> Response[str]:
+    errors = [{"field": field, "message": str(exc)} for field in exc.fields]
+    return problem(422, "Invalid request", str(exc), errors=errors)
+
+
+def _invalid_cursor(exc: InvalidCursor) -> Response[str]:
+    return problem(422, "Invalid request", str(exc), errors=[{"field": "cursor", "message": str(exc)}])
+
+
+def _not_caught_up(exc: ViewNotCaughtUp) -> Response[str]:
+    return problem(503, "View not caught up", str(exc), headers={"Retry-After": "1"})
+
+
 def _key_reused(exc: IdempotencyKeyReused) -> Response[str]:
     errors = [{"field": "Idempotency-Key", "message": str(exc)}]
     return problem(422, "Idempotency-Key reused", str(exc), errors=errors)
@@ -210,6 +243,10 @@ _PROBLEMS: tuple[tuple[type[Exception], Callable[[Any], Response[str]]], ...] = 
     (RequestValidationError, _invalid_request),
     (InvalidCommand, _invalid_command),
     (BadHeader, _bad_header),
+    (InvalidParameter, _invalid_parameter),
+    (InvalidCursor, _invalid_cursor),
+    (ViewNotCaughtUp, _not_caught_up),
+    (RebuildsUnavailable, _simple(503, "Rebuilds unavailable")),
     (IdempotencyKeyReused, _key_reused),
     (StaleVersion, _stale),
     (NotFound, _simple(404, "Not found")),

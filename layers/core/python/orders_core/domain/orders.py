@@ -7,9 +7,9 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from decimal import Decimal
-from typing import Any, Literal, get_args
+from typing import Any, Literal, assert_never, get_args
 
-from orders_core.aggregate import AggregateType
+from orders_core.domain.aggregate import AggregateType
 from orders_core.domain.errors import InvalidCommand, NotFound, RuleViolation
 from orders_core.domain.events import DomainEvent, EventPart, EventRegistry, PastSchema, Upcaster
 from orders_core.domain.money import CENT, check_price
@@ -32,10 +32,18 @@ class OrderLine:
     product_id: str
     quantity: int
     unit_price: Decimal
+    # What the line was charged, as its event recorded it (ItemAdded since v2); None where the
+    # event states no total (OrderPlaced's lines), which are charged unit_price × quantity.
+    charged: Decimal | None = None
+
+    def __post_init__(self) -> None:
+        # One representation per meaning: a charge equal to the product is no charge of its own.
+        if self.charged is not None and self.charged == self.unit_price * self.quantity:
+            object.__setattr__(self, "charged", None)
 
     @property
     def line_total(self) -> Decimal:
-        return self.unit_price * self.quantity
+        return self.charged if self.charged is not None else self.unit_price * self.quantity
 
 
 @dataclass(frozen=True)
@@ -88,6 +96,11 @@ class LineData(EventPart):
     product_id: str
     quantity: int
     unit_price: Decimal
+
+    @property
+    def line_total(self) -> Decimal:
+        # OrderPlaced states no line totals: its lines are charged unit_price × quantity.
+        return self.unit_price * self.quantity
 
 
 class ProductQuantity(EventPart):
@@ -376,7 +389,15 @@ def decide(state: OrderState, command: OrderCommand) -> Sequence[DomainEvent]:
         return _add_item(state, command)
     if isinstance(command, CancelOrder):
         return _cancel(state, command)
-    return _ship(state, command)
+    if isinstance(command, ShipOrder):
+        return _ship(state, command)
+    # Every member of OrderCommand has a branch above, so `command` is Never here: mypy --strict
+    # rejects this call the day a member is added without one. At run time an object outside the
+    # union is refused rather than taken for another command.
+    try:
+        assert_never(command)
+    except AssertionError as exc:
+        raise TypeError(f"not an order command: {type(command).__name__}") from exc
 
 
 # --- evolve --------------------------------------------------------------------------------
@@ -396,7 +417,11 @@ def evolve(state: OrderState, event: DomainEvent) -> OrderState:
         )
     if isinstance(event, ItemAdded):
         return replace(
-            state, lines=(*state.lines, OrderLine(event.product_id, event.quantity, event.unit_price))
+            state,
+            lines=(
+                *state.lines,
+                OrderLine(event.product_id, event.quantity, event.unit_price, event.line_total),
+            ),
         )
     if isinstance(event, OrderCancelled):
         return replace(state, status="cancelled")
@@ -410,7 +435,8 @@ def evolve(state: OrderState, event: DomainEvent) -> OrderState:
 
 # Bump whenever OrderState (or a value it holds) changes shape: snapshots written by code with
 # another version are then ignored and the order is folded from its events instead.
-ORDER_STATE_SCHEMA_VERSION = 1
+# v2: an order line keeps the total its event charged (ItemAdded's line_total).
+ORDER_STATE_SCHEMA_VERSION = 2
 
 
 def order_state_to_snapshot(state: OrderState) -> dict[str, Any]:
@@ -419,13 +445,26 @@ def order_state_to_snapshot(state: OrderState) -> dict[str, Any]:
         "status": state.status,
         "order_id": state.order_id,
         "customer_id": state.customer_id,
-        # Lines as arrays rather than objects: even a very long order's snapshot fits one item.
-        "lines": [[line.product_id, line.quantity, str(line.unit_price)] for line in state.lines],
+        # Lines as arrays rather than objects: even a very long order's snapshot fits one item. A
+        # charged total is kept only where it differs from unit_price × quantity.
+        "lines": [_line_to_snapshot(line) for line in state.lines],
         "shipping_address": (
             [address.line1, address.city, address.postal_code, address.country] if address else None
         ),
         "tracking_number": state.tracking_number,
     }
+
+
+def _line_to_snapshot(line: OrderLine) -> list[Any]:
+    encoded: list[Any] = [line.product_id, line.quantity, str(line.unit_price)]
+    return encoded if line.charged is None else [*encoded, str(line.charged)]
+
+
+def _line_from_snapshot(encoded: Sequence[Any]) -> OrderLine:
+    product, quantity, price, *charged = encoded
+    if len(charged) > 1:
+        raise ValueError(f"an order line snapshot has 3 or 4 parts, not {len(encoded)}")
+    return OrderLine(str(product), int(quantity), Decimal(price), Decimal(charged[0]) if charged else None)
 
 
 def order_state_from_snapshot(data: Mapping[str, Any]) -> OrderState:
@@ -438,10 +477,7 @@ def order_state_from_snapshot(data: Mapping[str, Any]) -> OrderState:
         status=status,
         order_id=str(data["order_id"]),
         customer_id=str(data["customer_id"]),
-        lines=tuple(
-            OrderLine(str(product), int(quantity), Decimal(price))
-            for product, quantity, price in data["lines"]
-        ),
+        lines=tuple(_line_from_snapshot(line) for line in data["lines"]),
         shipping_address=ShippingAddress(*(str(part) for part in address)) if address is not None else None,
         tracking_number=str(tracking) if tracking is not None else None,
     )

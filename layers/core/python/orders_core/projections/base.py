@@ -1,17 +1,16 @@
-"""What every projection shares: decoding commits, grouping a batch, reporting failures."""
+"""What every projection shares: a commit's events as facts, grouping a batch, reporting failures."""
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 from orders_core.domain.events import DomainEvent
 from orders_core.domain.inventory import PRODUCT
 from orders_core.domain.orders import ORDER
 from orders_core.envelope import Commit, EventEnvelope
-from orders_core.store.codec import item_to_commit
 
 ORDER_PREFIX = ORDER.stream_prefix
 PRODUCT_PREFIX = PRODUCT.stream_prefix
@@ -31,16 +30,6 @@ def facts(commit: Commit) -> list[Fact]:
         Fact(envelope, aggregate.events.load(envelope.type, envelope.data, envelope.schema_version))
         for envelope in commit.envelopes()
     ]
-
-
-def commit_from_stream_record(record: Mapping[str, Any]) -> Commit | None:
-    """The commit a DynamoDB stream record carries; None for records that add no commit."""
-    if record.get("eventName") != "INSERT":
-        return None  # commits are never modified or deleted; nothing to project
-    image = record.get("dynamodb", {}).get("NewImage")
-    if not image:
-        raise ValueError("stream record without NewImage: the stream must use NEW_IMAGE")
-    return item_to_commit(image)
 
 
 class Projection(Protocol):

@@ -99,7 +99,7 @@ class SummarizedPartitions:
     """What the cross-stream read models share: one partition per entity (a day, a product, a
     customer) holding contribution rows, and a summary row recomputed from them."""
 
-    def __init__(self, store: ReadStore, generation: int) -> None:
+    def __init__(self, store: ReadStore, generation: int = 1) -> None:
         self._store = store
         self._generation = generation
 

@@ -60,7 +60,9 @@ class OrderView:
             customer_id=data["customer_id"],
             status=data["status"],
             items=tuple(
-                OrderLine(i["product_id"], int(i["quantity"]), Decimal(i["unit_price"]))
+                OrderLine(
+                    i["product_id"], int(i["quantity"]), Decimal(i["unit_price"]), Decimal(i["line_total"])
+                )
                 for i in data["items"]
             ),
             tracking_number=data["tracking_number"],
@@ -81,7 +83,11 @@ def project(view: OrderView | None, fact: Fact) -> OrderView | None:
         return None  # not reachable from a complete log: every order starts with OrderPlaced
     if isinstance(event, ItemAdded):
         view = replace(
-            view, items=(*view.items, OrderLine(event.product_id, event.quantity, event.unit_price))
+            view,
+            items=(
+                *view.items,
+                OrderLine(event.product_id, event.quantity, event.unit_price, event.line_total),
+            ),
         )
     elif isinstance(event, OrderCancelled):
         view = replace(view, status="cancelled")

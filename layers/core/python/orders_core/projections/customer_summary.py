@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
 
+from orders_core.domain.money import CENT
 from orders_core.domain.orders import ItemAdded, OrderCancelled, OrderPlaced, OrderShipped
 from orders_core.envelope import Commit
 from orders_core.projections.base import Fact, facts
@@ -22,7 +23,6 @@ from orders_core.readmodels.port import Row
 
 NAME = "customer_summary"
 OPEN_ORDERS_SHOWN = 10
-CENT = Decimal("0.01")
 
 
 def contribution(fact: Fact) -> Contribution | None:
@@ -33,9 +33,9 @@ def contribution(fact: Fact) -> Contribution | None:
     result = Contribution()
     if isinstance(event, OrderPlaced):
         result.fields.update(placed=True, order_id=event.order_id, placed_at=fact.envelope.recorded_at)
-        result.bump("total", sum((i.unit_price * i.quantity for i in event.items), Decimal("0")))
+        result.bump("total", sum((line.line_total for line in event.items), Decimal("0")))
     elif isinstance(event, ItemAdded):
-        result.bump("total", event.unit_price * event.quantity)
+        result.bump("total", event.line_total)
     elif isinstance(event, OrderShipped):
         result.fields["shipped"] = True
     elif isinstance(event, OrderCancelled):

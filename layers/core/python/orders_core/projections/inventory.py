@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from orders_core.domain.inventory import ReorderLevelSet, StockReceived
@@ -16,8 +17,7 @@ from orders_core.projections.contributions import (
     SummarizedPartitions,
     apply_contributions,
 )
-from orders_core.readmodels.port import ReadStore, Row
-from orders_core.store.port import EventStore
+from orders_core.readmodels.port import Row
 
 NAME = "inventory"
 STOCK, REORDER = "stock", "reorder"
@@ -60,18 +60,24 @@ def summarize(product_id: str, rows: Sequence[Row]) -> dict[str, Any]:
     }
 
 
+@dataclass
+class LatestReorderLevel:
+    """The newest ReorderLevelSet of a product in a batch, and every commit that set one."""
+
+    version: int
+    level: int
+    commits: list[tuple[int, Commit]] = field(default_factory=list)
+
+
 class Inventory(SummarizedPartitions):
     name = NAME
-
-    def __init__(self, store: ReadStore, events: EventStore, generation: int = 1) -> None:
-        super().__init__(store, generation)
 
     def process(self, commits: Sequence[Commit]) -> dict[int, Exception]:
         failures: dict[int, Exception] = {}
         # (product, row kind) -> commit version -> contribution, and who contributed
         parts: dict[tuple[str, str], dict[int, Contribution]] = defaultdict(dict)
         members: dict[tuple[str, str], list[tuple[int, Commit]]] = defaultdict(list)
-        levels: dict[str, tuple[int, int, list[tuple[int, Commit]]]] = {}
+        levels: dict[str, LatestReorderLevel] = {}
         for position, commit in enumerate(commits):
             if commit.stream_id.startswith(ORDER_PREFIX):
                 row_kind = f"order#{commit.stream_id.removeprefix(ORDER_PREFIX)}"
@@ -81,13 +87,13 @@ class Inventory(SummarizedPartitions):
                 continue
             for fact in facts(commit):
                 if isinstance(fact.event, ReorderLevelSet):
-                    product = fact.event.product_id
-                    best = levels.get(product)
-                    who = [*(best[2] if best else []), (position, commit)]
-                    if best is None or fact.envelope.version > best[0]:
-                        levels[product] = (fact.envelope.version, fact.event.reorder_level, who)
-                    else:
-                        levels[product] = (best[0], best[1], who)
+                    latest = levels.setdefault(
+                        fact.event.product_id,
+                        LatestReorderLevel(fact.envelope.version, fact.event.reorder_level),
+                    )
+                    if fact.envelope.version > latest.version:
+                        latest.version, latest.level = fact.envelope.version, fact.event.reorder_level
+                    latest.commits.append((position, commit))
                 for product, part in contributions(fact).items():
                     slot = parts[(product, row_kind)].setdefault(commit.first_version, Contribution())
                     slot.add(part)
@@ -100,15 +106,17 @@ class Inventory(SummarizedPartitions):
                 touched[product].extend(members[(product, row_kind)])
             except Exception as error:
                 fail_all(failures, members[(product, row_kind)], error)
-        for product, (version, level, who) in levels.items():
+        for product, latest in levels.items():
             try:
                 # The level is a value, not a sum: the newest version wins, replays lose.
                 self._store.put_if_newer(
-                    (self._partition(product), REORDER), {"reorder_level": level}, version=version
+                    (self._partition(product), REORDER),
+                    {"reorder_level": latest.level},
+                    version=latest.version,
                 )
-                touched[product].extend(who)
+                touched[product].extend(latest.commits)
             except Exception as error:
-                fail_all(failures, who, error)
+                fail_all(failures, latest.commits, error)
         for product, who in touched.items():
             try:
                 self.refresh(product)

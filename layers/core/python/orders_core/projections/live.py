@@ -6,8 +6,12 @@ from collections.abc import Callable, Sequence
 
 from orders_core.envelope import Commit
 from orders_core.projections.base import Projection
-from orders_core.rebuild.control import ControlStore
-from orders_core.rebuild.steps import MARKER_EVENT, MARKER_STREAM_PREFIX
+from orders_core.projections.control import ControlStore
+
+# A rebuild's catch-up writes a marker commit on a stream of its own after its export; once the
+# live projection has applied it, every commit before it has reached the new generation too.
+MARKER_STREAM_PREFIX = "rebuild-"
+MARKER_EVENT = "RebuildMarker"
 
 
 class LiveProjection:

@@ -24,7 +24,11 @@ REGISTRY: dict[str, Registration] = {
     for registration in (
         Registration(customer_orders.NAME, CUSTOMER_ORDERS, customer_orders.CustomerOrders),
         Registration(sales.NAME, SALES_ANALYTICS, sales.SalesAnalytics),
-        Registration(inventory.NAME, INVENTORY, inventory.Inventory),
+        Registration(
+            inventory.NAME,
+            INVENTORY,
+            lambda store, _events, generation: inventory.Inventory(store, generation),
+        ),
         # Added later with no change to the write side: backfilled by a rebuild, then live.
         Registration(customer_summary.NAME, CUSTOMER_SUMMARY, customer_summary.CustomerSummary),
     )

@@ -6,9 +6,10 @@ from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
 
+from orders_core.domain.money import CENT
 from orders_core.domain.orders import ItemAdded, OrderCancelled, OrderPlaced
 from orders_core.envelope import Commit
-from orders_core.projections.base import Fact, facts
+from orders_core.projections.base import Fact
 from orders_core.projections.contributions import (
     SUMMARY,
     Contribution,
@@ -19,7 +20,6 @@ from orders_core.readmodels.port import Row
 
 NAME = "sales_analytics"
 TOP_PRODUCTS = 10
-CENT = Decimal("0.01")
 _QTY, _REV = "qty:", "rev:"
 
 
@@ -31,29 +31,19 @@ def contribution(fact: Fact) -> Contribution | None:
         result.fields["placed"] = True
         result.fields["order_id"] = event.order_id
         for line in event.items:
-            result.bump("total", line.unit_price * line.quantity)
+            result.bump("total", line.line_total)
             result.bump(_QTY + line.product_id, line.quantity)
-            result.bump(_REV + line.product_id, line.unit_price * line.quantity)
+            result.bump(_REV + line.product_id, line.line_total)
         return result
     if isinstance(event, ItemAdded):
-        result.bump("total", event.unit_price * event.quantity)
+        result.bump("total", event.line_total)
         result.bump(_QTY + event.product_id, event.quantity)
-        result.bump(_REV + event.product_id, event.unit_price * event.quantity)
+        result.bump(_REV + event.product_id, event.line_total)
         return result
     if isinstance(event, OrderCancelled):
         result.fields["cancelled"] = True
         return result
     return None
-
-
-def commit_contribution(commit: Commit) -> Contribution | None:
-    total: Contribution | None = None
-    for fact in facts(commit):
-        part = contribution(fact)
-        if part is not None:
-            total = total or Contribution()
-            total.add(part)
-    return total
 
 
 def summarize(day: str, rows: Sequence[Row]) -> dict[str, Any]:

@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
-from orders_core.readmodels.port import Key, Number, Row, VersionConflict, decode_cursor, encode_cursor
+from orders_core.readmodels.port import (
+    Key,
+    Number,
+    ReadStoreError,
+    Row,
+    VersionConflict,
+    decode_cursor,
+    encode_cursor,
+)
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
@@ -27,8 +36,21 @@ def _to_row(item: Mapping[str, Any]) -> Row:
     return {name: _deserializer.deserialize(value) for name, value in item.items()}
 
 
+def _code(exc: ClientError) -> str:
+    return str(exc.response.get("Error", {}).get("Code", ""))
+
+
 def _failed_condition(exc: ClientError) -> bool:
-    return exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
+    return _code(exc) == "ConditionalCheckFailedException"
+
+
+@contextmanager
+def _translated(operation: str) -> Iterator[None]:
+    """No botocore error leaves this adapter: each becomes a ReadStoreError with its code."""
+    try:
+        yield
+    except ClientError as exc:
+        raise ReadStoreError(operation, _code(exc)) from exc
 
 
 class DynamoDBReadStore:
@@ -50,7 +72,8 @@ class DynamoDBReadStore:
                 }
             }
             while pending:
-                reply = self._client.batch_get_item(RequestItems=pending)
+                with _translated("get_many"):
+                    reply = self._client.batch_get_item(RequestItems=pending)
                 for item in reply.get("Responses", {}).get(self._table, []):
                     row = _to_row(item)
                     rows[(row["pk"], row["sk"])] = row
@@ -71,7 +94,7 @@ class DynamoDBReadStore:
         except ClientError as exc:
             if _failed_condition(exc):
                 raise VersionConflict(key, expected) from exc
-            raise
+            raise ReadStoreError("put_next_version", _code(exc)) from exc
 
     def put_if_newer(self, key: Key, row: Row, *, version: int) -> bool:
         item = _to_item({**row, "pk": key[0], "sk": key[1], "version": version})
@@ -85,7 +108,7 @@ class DynamoDBReadStore:
         except ClientError as exc:
             if _failed_condition(exc):
                 return False
-            raise
+            raise ReadStoreError("put_if_newer", _code(exc)) from exc
         return True
 
     def add_contribution(
@@ -125,7 +148,7 @@ class DynamoDBReadStore:
         except ClientError as exc:
             if _failed_condition(exc):
                 return False
-            raise
+            raise ReadStoreError("add_contribution", _code(exc)) from exc
         return True
 
     def query_partition(self, pk: str) -> list[Row]:
@@ -137,7 +160,8 @@ class DynamoDBReadStore:
         }
         rows: list[Row] = []
         while True:
-            page = self._client.query(**request)
+            with _translated("query_partition"):
+                page = self._client.query(**request)
             rows.extend(_to_row(item) for item in page.get("Items", []))
             if "LastEvaluatedKey" not in page:
                 return rows
@@ -163,7 +187,8 @@ class DynamoDBReadStore:
                 "pk": {"S": pk},
                 "sk": {"S": sk},
             }
-        page = self._client.query(**request)
+        with _translated("query_index"):
+            page = self._client.query(**request)
         rows = [_to_row(item) for item in page.get("Items", [])]
         return rows, encode_cursor(rows[-1]) if page.get("LastEvaluatedKey") and rows else None
 
@@ -176,16 +201,17 @@ class DynamoDBReadStore:
             "ProjectionExpression": "pk, sk",
         }
         while True:
-            page = self._client.scan(**request)
+            with _translated("delete_partition_prefix"):
+                page = self._client.scan(**request)
             keys = [{"pk": item["pk"], "sk": item["sk"]} for item in page.get("Items", [])]
             for start in range(0, len(keys), 25):
                 pending: dict[str, Any] = {
                     self._table: [{"DeleteRequest": {"Key": key}} for key in keys[start : start + 25]]
                 }
                 while pending:
-                    pending = dict(
-                        self._client.batch_write_item(RequestItems=pending).get("UnprocessedItems") or {}
-                    )
+                    with _translated("delete_partition_prefix"):
+                        reply = self._client.batch_write_item(RequestItems=pending)
+                    pending = dict(reply.get("UnprocessedItems") or {})
             deleted += len(keys)
             if "LastEvaluatedKey" not in page:
                 return deleted

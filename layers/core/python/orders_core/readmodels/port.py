@@ -28,6 +28,19 @@ class VersionConflict(Exception):
         self.expected = expected
 
 
+class ReadStoreError(Exception):
+    """The store could not do what was asked (throttled, unreachable, denied, a bad request).
+
+    Failed conditions are not errors: they are VersionConflict or a False result. `code` is the
+    backend's error code (DynamoDB's `Error.Code`), for logs and retry decisions.
+    """
+
+    def __init__(self, operation: str, code: str) -> None:
+        super().__init__(f"read store {operation} failed: {code or 'unknown error'}")
+        self.operation = operation
+        self.code = code
+
+
 class InvalidCursor(ValueError):
     """A pagination cursor this store did not hand out."""
 

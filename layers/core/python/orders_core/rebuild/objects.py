@@ -1,8 +1,7 @@
-"""Object storage for export files and shuffle buckets: the S3 port and its adapters."""
+"""Object storage for export files and shuffle buckets: the port and its S3 adapter."""
 
 from __future__ import annotations
 
-import threading
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
@@ -19,31 +18,6 @@ class ObjectStore(Protocol):
         ...
 
     def delete_prefix(self, prefix: str) -> int: ...
-
-
-class InMemoryObjectStore:
-    def __init__(self) -> None:
-        self._objects: dict[str, bytes] = {}
-        self._lock = threading.Lock()
-
-    def put(self, key: str, body: bytes) -> None:
-        with self._lock:
-            self._objects[key] = bytes(body)
-
-    def get(self, key: str) -> bytes:
-        with self._lock:
-            return self._objects[key]
-
-    def list(self, prefix: str) -> list[str]:
-        with self._lock:
-            return sorted(key for key in self._objects if key.startswith(prefix))
-
-    def delete_prefix(self, prefix: str) -> int:
-        with self._lock:
-            doomed = [key for key in self._objects if key.startswith(prefix)]
-            for key in doomed:
-                del self._objects[key]
-        return len(doomed)
 
 
 class S3ObjectStore:

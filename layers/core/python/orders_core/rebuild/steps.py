@@ -10,27 +10,25 @@ both paths apply through the same exactly-once rules, so overlaps count once.
 from __future__ import annotations
 
 import contextlib
-import gzip
-import io
 import json
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
 from orders_core.envelope import Commit, CommitMetadata, NewEvent
 from orders_core.errors import ConcurrencyError
 from orders_core.projections.base import Projection
+from orders_core.projections.control import ControlStore
+from orders_core.projections.live import MARKER_EVENT, MARKER_STREAM_PREFIX
 from orders_core.readmodels.port import ReadStore
-from orders_core.rebuild.control import ControlStore, RebuildRun
 from orders_core.rebuild.objects import ObjectStore
-from orders_core.store.codec import item_to_commit
+from orders_core.rebuild.runs import RebuildRun, RunStore
+from orders_core.store.export_files import commit_of, event_count, is_data_file, read_export_file, stream_of
 from orders_core.store.port import EventStore
 
 DEFAULT_BUCKETS = 8
 APPLY_CHUNK = 2_000
-MARKER_STREAM_PREFIX = "rebuild-"
-MARKER_EVENT = "RebuildMarker"
 
 
 class NotCaughtUp(Exception):
@@ -56,24 +54,12 @@ def bucket_of(stream_id: str, buckets: int) -> int:
     return zlib.crc32(stream_id.encode()) % buckets
 
 
-def is_data_file(key: str) -> bool:
-    # AWS writes data/<id>.json.gz beside manifest files; moto writes data/<id>.gz only.
-    return "/data/" in key and key.endswith(".gz")
-
-
-def read_export_file(body: bytes) -> Iterator[dict[str, Any]]:
-    """Items of one DynamoDB-JSON export file (gzip, one {"Item": {...}} per line)."""
-    with gzip.open(io.BytesIO(body), "rt", encoding="utf-8") as lines:
-        for line in lines:
-            if line.strip():
-                yield json.loads(line)["Item"]
-
-
 class RebuildSteps:
     def __init__(
         self,
         *,
         control: ControlStore,
+        runs: RunStore,
         objects: ObjectStore,
         events: EventStore,
         projection_for: ProjectionFactory,
@@ -84,6 +70,7 @@ class RebuildSteps:
         buckets: int = DEFAULT_BUCKETS,
     ) -> None:
         self._control = control
+        self._runs = runs
         self._objects = objects
         self._events = events
         self._projection_for = projection_for
@@ -96,13 +83,13 @@ class RebuildSteps:
         self._buckets = buckets
 
     def _run(self, rebuild_id: str) -> RebuildRun:
-        run = self._control.run(rebuild_id)
+        run = self._runs.run(rebuild_id)
         if run is None:
             raise LookupError(f"no rebuild {rebuild_id}")
         return run
 
     def _phase(self, rebuild_id: str, phase: str, **changes: Any) -> RebuildRun:
-        return self._control.save_run(replace(self._run(rebuild_id), phase=phase, **changes))
+        return self._runs.save_run(replace(self._run(rebuild_id), phase=phase, **changes))
 
     # -- steps -------------------------------------------------------------------------------------
 
@@ -133,17 +120,17 @@ class RebuildSteps:
         fragments: dict[int, list[str]] = {}
         commits = events = 0
         for item in read_export_file(self._objects.get(key)):
-            stream = item["stream_id"]["S"]
+            stream = stream_of(item)
             fragments.setdefault(bucket_of(stream, self._buckets), []).append(
                 json.dumps(item, separators=(",", ":"))
             )
             commits += 1
-            events += int(item.get("event_count", {}).get("N", "1"))
+            events += event_count(item)
         name = f"{zlib.crc32(key.encode()):08x}.jsonl"
         for bucket, lines in fragments.items():
             self._objects.put(bucket_prefix(rebuild_id, bucket) + name, "\n".join(lines).encode())
         counts = {"commits": commits, "events": events}
-        self._control.record_progress(rebuild_id, f"file#{name}", counts)
+        self._runs.record_progress(rebuild_id, f"file#{name}", counts)
         if commits:
             self._phase(rebuild_id, "shuffling")
         return counts
@@ -156,7 +143,7 @@ class RebuildSteps:
         unique: dict[tuple[str, int], Commit] = {}
         for key in self._objects.list(bucket_prefix(rebuild_id, bucket)):
             for line in self._objects.get(key).decode().splitlines():
-                commit = item_to_commit(json.loads(line))
+                commit = commit_of(json.loads(line))
                 unique[(commit.stream_id, commit.first_version)] = commit
         ordered = [unique[key] for key in sorted(unique)]
         projection = self._projection_for(run.projection, run.generation)
@@ -172,14 +159,14 @@ class RebuildSteps:
             self._read_store_for(run.projection).delete_partition_prefix(f"{run.generation}#")
             raise RuntimeError(f"rebuild {rebuild_id} was abandoned while bucket {bucket} was applied")
         counts = {"commits": len(ordered), "events": sum(len(c.events) for c in ordered)}
-        self._control.record_progress(rebuild_id, f"bucket#{bucket:03d}", counts)
+        self._runs.record_progress(rebuild_id, f"bucket#{bucket:03d}", counts)
         self._phase(rebuild_id, "applying")
         return counts
 
     def verify(self, rebuild_id: str) -> dict[str, int]:
         """Every export file shuffled, every bucket applied, nothing lost between the two."""
         files = [key for key in self._objects.list(export_prefix(rebuild_id)) if is_data_file(key)]
-        progress = self._control.progress(rebuild_id)
+        progress = self._runs.progress(rebuild_id)
         shuffled = {k: v for k, v in progress.items() if k.startswith("file#")}
         applied = {k: v for k, v in progress.items() if k.startswith("bucket#")}
         problems = []

@@ -19,6 +19,9 @@ from orders_core.errors import CommitTooLarge, InvalidCommit
 # DynamoDB allows 409,600 bytes per item; moto stops at 405,000. Stay under both, with room
 # for the attributes DynamoDB counts that we do not (rounding of numbers).
 MAX_COMMIT_BYTES = 400_000
+# DynamoDB's own bounds on the key: a partition key of 1 to 2048 bytes, numbers of up to 38 digits.
+MAX_STREAM_ID_BYTES = 2048
+MAX_VERSION = 10**38 - 1
 
 AttributeValue = dict[str, Any]
 Item = dict[str, AttributeValue]
@@ -67,6 +70,10 @@ def commit_to_item(commit: Commit) -> Item:
         raise InvalidCommit("a commit needs at least one event")
     if commit.first_version < 1:
         raise InvalidCommit("versions start at 1")
+    if commit.first_version > MAX_VERSION:
+        raise InvalidCommit(f"versions end at {MAX_VERSION}")
+    if not 1 <= len(commit.stream_id.encode("utf-8")) <= MAX_STREAM_ID_BYTES:
+        raise InvalidCommit(f"a stream id is 1 to {MAX_STREAM_ID_BYTES} bytes")
     meta = commit.metadata
     item: Item = {
         "stream_id": {"S": commit.stream_id},

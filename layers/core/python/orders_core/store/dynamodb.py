@@ -36,12 +36,27 @@ class DynamoDBEventStore:
                 ConditionExpression="attribute_not_exists(version)",
             )
         except ClientError as exc:
+            # Classified by error code only: messages are for people and change without notice.
             code = exc.response.get("Error", {}).get("Code", "")
             if code == "ConditionalCheckFailedException":
                 raise ConcurrencyError(stream_id, expected_version) from exc
-            if code == "ValidationException" and "size" in str(exc).lower():
-                # Our size estimate and DynamoDB's disagree at the edge: same answer.
-                raise CommitTooLarge(stream_id, item_size(item), MAX_COMMIT_BYTES) from exc
+            if code == "ValidationException":
+                # The request is ours and constant but for the item, and commit_to_item has already
+                # refused every item DynamoDB would find invalid on its face (empty or oversized
+                # key, a version out of range, no events, too large by our estimate). What a
+                # well-formed commit can still meet is the size check at the edge of our estimate
+                # ("Item size has exceeded the maximum allowed size"): DynamoDB counts the item
+                # as larger than we did.
+                size = item_size(item)
+                raise CommitTooLarge(
+                    stream_id,
+                    size,
+                    MAX_COMMIT_BYTES,
+                    message=(
+                        f"DynamoDB refused the item of this commit as too large; our estimate of "
+                        f"its size was {size} bytes, under the {MAX_COMMIT_BYTES}-byte limit of one commit"
+                    ),
+                ) from exc
             raise EventStoreError(f"could not append to {stream_id!r}: {code}") from exc
         return commit
 

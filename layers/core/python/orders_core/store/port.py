@@ -18,9 +18,19 @@ class EventStore(Protocol):
     ) -> Commit:
         """Store `events` as one commit at versions expected_version+1.., all or nothing.
 
-        `expected_version` is the stream's last version as the caller read it (0 for a new
-        stream). Raises ConcurrencyError when another commit holds that place, CommitTooLarge
-        when the commit exceeds one item, InvalidCommit for a malformed commit.
+        The caller must pass the stream's last version as it read it (0 for a new stream), which
+        always ends a commit; the command service always does.
+
+        The check, made in the same step as the write on every store: ConcurrencyError exactly
+        when a commit already starts at expected_version + 1 (commits are keyed by their first
+        version). So of two appends at the same expected_version exactly one wins, and a writer
+        whose read is stale is refused: the commit appended after the version it read starts
+        at that version + 1. Nothing else is checked (DynamoDB cannot in one conditional
+        PutItem): an expected_version inside an earlier commit, or past the stream's end, is
+        stored as given, overlapping that commit or leaving a gap.
+
+        Raises CommitTooLarge when the commit exceeds one item, InvalidCommit for a malformed
+        commit; either way nothing is written.
         """
         ...
 

@@ -1,4 +1,5 @@
-"""Which generation of each read model readers use, and the record of every rebuild run.
+"""Which generation of each read model readers use, which one a rebuild is building, and
+what the live projection reports (rebuild markers it delivered, its lag).
 
 Stored through the ReadStore port (pk/sk rows), so the in-memory fake and DynamoDB share one
 contract. The control row of a projection moves with `put_next_version`: two operators cannot
@@ -8,17 +9,15 @@ start two rebuilds of one projection, and a switch happens only for the run that
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field, replace
-from typing import Any
+from dataclasses import asdict, dataclass, replace
 
 from orders_core.readmodels.port import ReadStore, VersionConflict
 
 CONTROL = "control"
-RUNS = "rebuilds"
 
 
-class RebuildConflict(Exception):
-    """Another rebuild of this projection is running, or this run lost its claim."""
+class ClaimConflict(Exception):
+    """Another rebuild of this projection holds its claim, or this run lost its claim."""
 
 
 @dataclass(frozen=True)
@@ -36,23 +35,6 @@ class ProjectionControl:
         if self.building_generation is None:
             return (self.active_generation,)
         return (self.active_generation, self.building_generation)
-
-
-@dataclass(frozen=True)
-class RebuildRun:
-    rebuild_id: str
-    projection: str
-    status: str = "RUNNING"  # RUNNING | SUCCEEDED | FAILED
-    phase: str = "starting"
-    generation: int | None = None
-    previous_generation: int | None = None
-    started_at: str = ""
-    finished_at: str | None = None
-    export_time: str | None = None
-    error: str | None = None
-    execution_arn: str | None = None
-    step: int = 0
-    details: dict[str, Any] = field(default_factory=dict)
 
 
 def _control_key(name: str) -> tuple[str, str]:
@@ -82,14 +64,14 @@ class ControlStore:
                 expected=before.revision or None,
             )
         except VersionConflict as exc:
-            raise RebuildConflict(f"the control of {before.name} changed meanwhile; try again") from exc
+            raise ClaimConflict(f"the control of {before.name} changed meanwhile; try again") from exc
         return saved
 
     def claim(self, name: str, rebuild_id: str) -> ProjectionControl:
         """Reserve a fresh generation for `rebuild_id`; live writes start going there too."""
         current = self.control(name)
         if current.building_generation is not None:
-            raise RebuildConflict(f"rebuild {current.building_rebuild_id} of {name} is still running")
+            raise ClaimConflict(f"rebuild {current.building_rebuild_id} of {name} is still running")
         generation = current.highest_generation + 1
         return self._save(
             current,
@@ -105,7 +87,7 @@ class ControlStore:
         """Make the generation built by `rebuild_id` the one readers use."""
         current = self.control(name)
         if current.building_rebuild_id != rebuild_id or current.building_generation is None:
-            raise RebuildConflict(f"rebuild {rebuild_id} no longer holds {name}")
+            raise ClaimConflict(f"rebuild {rebuild_id} no longer holds {name}")
         return self._save(
             current,
             replace(
@@ -142,28 +124,3 @@ class ControlStore:
         key = (f"projection#{name}", "live")
         row = self._store.get_many([key]).get(key)
         return {"at_ms": int(row["at_ms"]), "lag_ms": int(row["lag_ms"])} if row else None
-
-    # -- runs ------------------------------------------------------------------------------------
-
-    def run(self, rebuild_id: str) -> RebuildRun | None:
-        row = self._store.get_many([(RUNS, rebuild_id)]).get((RUNS, rebuild_id))
-        return RebuildRun(**{**json.loads(row["doc"]), "step": int(row["version"])}) if row else None
-
-    def save_run(self, run: RebuildRun) -> RebuildRun:
-        saved = replace(run, step=run.step + 1)
-        doc = {k: v for k, v in asdict(saved).items() if k != "step"}
-        self._store.put_if_newer((RUNS, run.rebuild_id), {"doc": json.dumps(doc)}, version=saved.step)
-        return saved
-
-    def runs(self) -> list[RebuildRun]:
-        rows = self._store.query_partition(RUNS)
-        runs = [RebuildRun(**{**json.loads(row["doc"]), "step": int(row["version"])}) for row in rows]
-        return sorted(runs, key=lambda run: run.started_at, reverse=True)
-
-    def record_progress(self, rebuild_id: str, part: str, counts: dict[str, int]) -> None:
-        """Per export file or bucket; rewriting it on a retried step changes nothing."""
-        self._store.put_if_newer((f"rebuild#{rebuild_id}", part), {"doc": json.dumps(counts)}, version=1)
-
-    def progress(self, rebuild_id: str) -> dict[str, dict[str, int]]:
-        rows = self._store.query_partition(f"rebuild#{rebuild_id}")
-        return {str(row["sk"]): json.loads(row["doc"]) for row in rows}

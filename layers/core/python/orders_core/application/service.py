@@ -1,13 +1,9 @@
-"""The application service: load an aggregate, decide, append; retry on conflict.
+"""The command service: load an aggregate, decide, append; retry on conflict.
 
 Cost model: a warm function keeps recently used aggregates in memory and writes a command on
 one of them straight at cached_version + 1, so the steady-state cost of a command is one
 PutItem. A new aggregate is written at version 1 without reading first. A conflict (someone
 else wrote) reads only the commits after the version we hold, then decides again.
-
-Idempotency: each commit records the command id that produced it, and every aggregate keeps
-the ids of its most recent commands. A retried command finds its id there and gets the first
-answer back without appending: no extra table, no extra request, and atomic with the append.
 
 Snapshots: with a snapshot store, the append that crosses a multiple of the aggregate type's
 interval also saves the new state (with the recent command ids): one more PutItem every N
@@ -18,25 +14,23 @@ commits after it: two requests whatever the length of the stream.
 from __future__ import annotations
 
 import logging
-import threading
-from collections import OrderedDict
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
-from types import MappingProxyType
-from typing import Any, Generic, Protocol, TypeVar
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol, TypeVar
 
-from orders_core.aggregate import AggregateType
+from orders_core.application.cache import AggregateCache
+from orders_core.application.errors import IdempotencyKeyReused, StaleVersion
+from orders_core.application.loading import Loaded, fold_commits, loaded_from_snapshot, snapshot_of
+from orders_core.domain.aggregate import AggregateType
 from orders_core.domain.errors import DomainError
-from orders_core.domain.events import DomainEvent, EventRegistry
-from orders_core.envelope import Commit, CommitMetadata, EventEnvelope, envelopes_of
+from orders_core.envelope import Commit, CommitMetadata
 from orders_core.errors import ConcurrencyError
-from orders_core.snapshots.port import Snapshot, SnapshotStore, SnapshotStoreError
+from orders_core.snapshots.port import SnapshotStore, SnapshotStoreError
 from orders_core.store.port import EventStore
 
 State = TypeVar("State")
 Command = TypeVar("Command")
 
-RECENT_COMMANDS_KEPT = 100
 # Events between snapshots, for aggregate types without a setting of their own.
 DEFAULT_SNAPSHOT_EVERY = 100
 
@@ -45,43 +39,6 @@ class WarningLog(Protocol):
     """The part of a logger the service uses (logging.Logger and Powertools' Logger both fit)."""
 
     def warning(self, msg: object, *args: object, extra: Mapping[str, object] | None = None) -> None: ...
-
-
-class StaleVersion(Exception):
-    """The caller's If-Match version is no longer the aggregate's version."""
-
-    def __init__(self, expected: int, actual: int) -> None:
-        super().__init__(f"the order is at version {actual}, not {expected}: reload it and try again")
-        self.expected = expected
-        self.actual = actual
-
-
-class IdempotencyKeyReused(Exception):
-    """A command id that was already used, sent again with a different request."""
-
-    def __init__(self, command_id: str) -> None:
-        super().__init__(
-            f"command id {command_id!r} was already used for a different request; use a new Idempotency-Key"
-        )
-        self.command_id = command_id
-
-
-@dataclass(frozen=True)
-class CommandRecord:
-    fingerprint: str
-    first_version: int
-    last_version: int
-    correlation_id: str
-
-
-@dataclass(frozen=True)
-class Loaded(Generic[State]):
-    state: State
-    version: int
-    recent_commands: Mapping[str, CommandRecord]
-    last_recorded_at: str = ""
-    # When the stream's first commit was recorded (an order's placed_at); "" until it is known.
-    first_recorded_at: str = ""
 
 
 @dataclass(frozen=True)
@@ -103,121 +60,6 @@ class CommandResult:
     version: int
     correlation_id: str
     replayed: bool = False
-
-
-class AggregateCache:
-    """A small LRU of loaded aggregates, shared by the threads of one process."""
-
-    def __init__(self, capacity: int) -> None:
-        self._capacity = capacity
-        self._entries: OrderedDict[str, Loaded[Any]] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, stream_id: str) -> Loaded[Any] | None:
-        with self._lock:
-            entry = self._entries.get(stream_id)
-            if entry is not None:
-                self._entries.move_to_end(stream_id)
-            return entry
-
-    def put(self, stream_id: str, loaded: Loaded[Any]) -> None:
-        with self._lock:
-            existing = self._entries.get(stream_id)
-            # Threads may finish out of order: never replace a newer state with an older one.
-            if existing is None or existing.version <= loaded.version:
-                self._entries[stream_id] = loaded
-                self._entries.move_to_end(stream_id)
-            while len(self._entries) > self._capacity:
-                self._entries.popitem(last=False)
-
-    def discard(self, stream_id: str) -> None:
-        with self._lock:
-            self._entries.pop(stream_id, None)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._entries.clear()
-
-
-def _fold_commits(
-    aggregate: AggregateType[State, Any], start: Loaded[State], commits: Sequence[Commit]
-) -> Loaded[State]:
-    state = start.state
-    version = start.version
-    recent: OrderedDict[str, CommandRecord] = OrderedDict(start.recent_commands)
-    last_recorded_at = start.last_recorded_at
-    first_recorded_at = start.first_recorded_at
-    for commit in commits:
-        for event in commit.events:
-            state = aggregate.evolve(
-                state, aggregate.events.load(event.type, event.data, event.schema_version)
-            )
-        version = commit.last_version
-        meta = commit.metadata
-        if commit.first_version == 1:
-            first_recorded_at = meta.recorded_at
-        recent[meta.command_id] = CommandRecord(
-            meta.command_fingerprint, commit.first_version, commit.last_version, meta.correlation_id
-        )
-        recent.move_to_end(meta.command_id)
-        while len(recent) > RECENT_COMMANDS_KEPT:
-            recent.popitem(last=False)
-        last_recorded_at = max(last_recorded_at, meta.recorded_at)
-    return Loaded(state, version, MappingProxyType(dict(recent)), last_recorded_at, first_recorded_at)
-
-
-def snapshot_of(aggregate: AggregateType[State, Any], stream_id: str, loaded: Loaded[State]) -> Snapshot:
-    """What a snapshot of `loaded` holds: the state as the aggregate type encodes it, and the
-    recent command ids, so that a retry is still recognised after a load from the snapshot."""
-    if aggregate.state_to_snapshot is None:
-        raise ValueError(f"aggregate type {aggregate.name} has no snapshot encoding")
-    return Snapshot(
-        stream_id=stream_id,
-        version=loaded.version,
-        aggregate=aggregate.name,
-        state_schema_version=aggregate.state_schema_version,
-        state=aggregate.state_to_snapshot(loaded.state),
-        recent_commands=tuple(
-            (command_id, r.fingerprint, r.first_version, r.last_version, r.correlation_id)
-            for command_id, r in loaded.recent_commands.items()
-        ),
-        first_recorded_at=loaded.first_recorded_at,
-        last_recorded_at=loaded.last_recorded_at,
-    )
-
-
-def loaded_from_snapshot(aggregate: AggregateType[State, Any], snapshot: Snapshot) -> Loaded[State] | None:
-    """The loaded aggregate a snapshot stands for; None when this code must not trust it."""
-    if (
-        aggregate.state_from_snapshot is None
-        or snapshot.aggregate != aggregate.name
-        or snapshot.state_schema_version != aggregate.state_schema_version
-    ):
-        return None  # written by other (older or newer) code: its state may mean something else
-    try:
-        state = aggregate.state_from_snapshot(snapshot.state)
-        recent = {
-            str(command_id): CommandRecord(str(fingerprint), int(first), int(last), str(correlation_id))
-            for command_id, fingerprint, first, last, correlation_id in snapshot.recent_commands
-        }
-    except (KeyError, TypeError, ValueError, ArithmeticError):
-        return None  # damaged: the events are still there to fold
-    return Loaded(
-        state,
-        snapshot.version,
-        MappingProxyType(recent),
-        snapshot.last_recorded_at,
-        snapshot.first_recorded_at,
-    )
-
-
-def in_current_schema(events: EventRegistry, envelope: EventEnvelope) -> EventEnvelope:
-    """The envelope with its data upcast to the current schema version of its type."""
-    current = events.current_version(envelope.type)
-    if envelope.schema_version == current:
-        return envelope
-    data = dict(events.upcast(envelope.type, envelope.data, envelope.schema_version))
-    return replace(envelope, data=data, schema_version=current)
 
 
 class CommandService:
@@ -242,18 +84,8 @@ class CommandService:
 
     def load(self, aggregate: AggregateType[State, Any], aggregate_id: str) -> Loaded[State]:
         """The aggregate as stored now (no cache): from its latest snapshot when there is one."""
-        empty: Loaded[State] = Loaded(aggregate.initial_state, 0, MappingProxyType({}))
+        empty: Loaded[State] = Loaded.empty(aggregate)
         return self._catch_up(aggregate, aggregate.stream_id(aggregate_id), empty)
-
-    def history(
-        self, aggregate: AggregateType[State, Any], aggregate_id: str
-    ) -> tuple[State, list[EventEnvelope]]:
-        """The aggregate's current state and every event of its stream, in version order, each
-        in the current schema of its type (older versions upcast)."""
-        commits = self.store.read_commits(aggregate.stream_id(aggregate_id))
-        empty: Loaded[State] = Loaded(aggregate.initial_state, 0, MappingProxyType({}))
-        envelopes = [in_current_schema(aggregate.events, e) for e in envelopes_of(commits)]
-        return _fold_commits(aggregate, empty, commits).state, envelopes
 
     def snapshot_interval(self, aggregate: AggregateType[Any, Any]) -> int:
         """Events between snapshots of this aggregate type; 0 when it is never snapshotted."""
@@ -279,7 +111,7 @@ class CommandService:
         current: Loaded[State] | None = self.cache.get(stream_id)
         fresh = False
         if current is None:
-            current = Loaded(aggregate.initial_state, 0, MappingProxyType({}))
+            current = Loaded.empty(aggregate)
             if not expect_new:
                 current, fresh = self._catch_up(aggregate, stream_id, current), True
 
@@ -319,7 +151,7 @@ class CommandService:
                 self.cache.discard(stream_id)
                 current, fresh = self._catch_up(aggregate, stream_id, current), True
                 continue
-            current = _fold_commits(aggregate, current, [commit])
+            current = fold_commits(aggregate, current, [commit])
             self.cache.put(stream_id, current)
             self._snapshot_if_due(aggregate, stream_id, commit, current)
             return CommandResult(stream_id, commit.last_version, context.correlation_id)
@@ -389,24 +221,7 @@ class CommandService:
         if current.version == 0:
             current = self._from_snapshot(aggregate, stream_id) or current
         commits = self.store.read_commits(stream_id, after_version=current.version)
-        loaded = _fold_commits(aggregate, current, commits)
+        loaded = fold_commits(aggregate, current, commits)
         if loaded.version > 0:
             self.cache.put(stream_id, loaded)
         return loaded
-
-
-__all__ = [
-    "AggregateCache",
-    "CommandContext",
-    "CommandRecord",
-    "CommandResult",
-    "CommandService",
-    "DomainEvent",
-    "IdempotencyKeyReused",
-    "Loaded",
-    "StaleVersion",
-    "WarningLog",
-    "in_current_schema",
-    "loaded_from_snapshot",
-    "snapshot_of",
-]

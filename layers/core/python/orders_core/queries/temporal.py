@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from orders_core.command_service import loaded_from_snapshot
+from orders_core.application import loaded_from_snapshot
 from orders_core.domain.orders import ORDER
 from orders_core.envelope import Commit, format_timestamp
 from orders_core.projections.base import facts
@@ -49,8 +49,9 @@ def parse_instant(text: str) -> datetime:
 
 
 @dataclass(frozen=True)
-class OrderThen:
-    """The order view at a point in its history, and the instant that point describes."""
+class OrderAtPoint:
+    """The order view at a point in its history (a version or an instant), and the instant that
+    point describes."""
 
     view: OrderView
     as_of: str
@@ -77,7 +78,7 @@ class TemporalOrders:
         self._events = events
         self._snapshots = snapshots
 
-    def at_version(self, order_id: str, version: int) -> OrderThen | None:
+    def at_version(self, order_id: str, version: int) -> OrderAtPoint | None:
         """The order after its event `version`; after its last event if it has fewer (the view's
         version then says which). None when the order does not exist."""
         stream_id = ORDER.stream_id(order_id)
@@ -89,7 +90,7 @@ class TemporalOrders:
         )
         return self._fold(start, start_at, commits, until_version=version)
 
-    def as_of(self, order_id: str, instant: datetime) -> OrderThen | None:
+    def as_of(self, order_id: str, instant: datetime) -> OrderAtPoint | None:
         """The order after every event recorded at or before `instant`; None when it did not exist then."""
         stream_id = ORDER.stream_id(order_id)
         bound = format_timestamp(instant)
@@ -99,7 +100,7 @@ class TemporalOrders:
             stream_id, after_version=start.version if start else 0, recorded_until=bound
         )
         found = self._fold(start, bound, commits)
-        return OrderThen(found.view, bound) if found else None
+        return OrderAtPoint(found.view, bound) if found else None
 
     def _snapshot(self, read: Callable[[SnapshotStore], Snapshot | None]) -> Snapshot | None:
         if self._snapshots is None:
@@ -112,11 +113,11 @@ class TemporalOrders:
     @staticmethod
     def _fold(
         view: OrderView | None, recorded_at: str, commits: Sequence[Commit], until_version: int | None = None
-    ) -> OrderThen | None:
+    ) -> OrderAtPoint | None:
         for commit in commits:
             for fact in facts(commit):
                 if until_version is not None and fact.envelope.version > until_version:
                     break
                 view = project(view, fact)
                 recorded_at = fact.envelope.recorded_at
-        return OrderThen(view, recorded_at) if view is not None else None
+        return OrderAtPoint(view, recorded_at) if view is not None else None

@@ -1,0 +1,321 @@
+"""The composition root: the one place that reads configuration and builds adapters.
+
+`Settings` is read from the environment once, at cold start, into one typed object (the
+environment-model pattern of the Lambda handler cookbook). `Root` builds every adapter and
+service from it on first use, so each function builds only what its routes need; tests and the
+local run hand `Root` the adapters they want instead (in-memory stores, a local workflow).
+Handlers ask `root()` for one service and call it: nothing else in the code base makes clients.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from orders_core.tables import EVENTS, PROJECTIONS_CONTROL, READ_MODEL_TABLES, SNAPSHOTS, TableSpec
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb.client import DynamoDBClient
+
+    from orders_core.application import CommandService, WarningLog
+    from orders_core.projections.base import Projection
+    from orders_core.projections.control import ControlStore
+    from orders_core.projections.live import LiveProjection
+    from orders_core.queries.orders import OrderQueries
+    from orders_core.queries.read_models import ActiveReadModels
+    from orders_core.queries.reports import Reports
+    from orders_core.readmodels.port import ReadStore
+    from orders_core.rebuild.objects import ObjectStore
+    from orders_core.rebuild.operations import RebuildOperations, StartExecution
+    from orders_core.rebuild.runs import RunStore
+    from orders_core.rebuild.steps import RebuildSteps
+    from orders_core.snapshots.port import SnapshotStore
+    from orders_core.store.port import EventStore
+
+
+class ConfigurationError(RuntimeError):
+    """The environment lacks a setting this function needs, or holds an unreadable one."""
+
+
+def _parse_snapshot_every(raw: str) -> dict[str, int]:
+    every: dict[str, int] = {}
+    for part in filter(None, (p.strip() for p in raw.split(","))):
+        name, _, count = part.partition("=")
+        if not name.strip() or not count.strip().isdigit():
+            raise ValueError(f"SNAPSHOT_EVERY must look like 'order=100,product=500', not {raw!r}")
+        every[name.strip()] = int(count)
+    return every
+
+
+class Settings(BaseModel):
+    """Every setting of every function, by its environment variable; each function's stack
+    construct sets the ones its code uses (infra/), and a missing one fails where it is needed."""
+
+    model_config = ConfigDict(frozen=True, populate_by_name=True, extra="ignore")
+
+    # Table names by TableSpec.key (EVENTS_TABLE -> "events", ...).
+    tables: dict[str, str] = Field(default_factory=dict)
+    # Events between snapshots per aggregate type, such as "order=100,product=500" (0: never).
+    snapshot_every: dict[str, int] = Field(default_factory=dict, alias="SNAPSHOT_EVERY")
+    projection_name: str | None = Field(default=None, alias="PROJECTION_NAME")
+    rebuild_bucket: str | None = Field(default=None, alias="REBUILD_BUCKET")
+    rebuild_state_machine_arn: str | None = Field(default=None, alias="REBUILD_STATE_MACHINE_ARN")
+    rebuild_export_poll_seconds: int = Field(default=30, ge=1, alias="REBUILD_EXPORT_POLL_SECONDS")
+    rebuild_retire_delay_seconds: int = Field(default=5, ge=0, alias="REBUILD_RETIRE_DELAY_SECONDS")
+    rebuild_buckets: int = Field(default=8, ge=1, alias="REBUILD_BUCKETS")
+
+    @field_validator("snapshot_every", mode="before")
+    @classmethod
+    def _snapshot_every(cls, value: Any) -> Any:
+        return _parse_snapshot_every(value) if isinstance(value, str) else value
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        environ = os.environ if environ is None else environ
+        specs = (EVENTS, SNAPSHOTS, PROJECTIONS_CONTROL, *READ_MODEL_TABLES)
+        tables = {spec.key: environ[spec.env_var] for spec in specs if environ.get(spec.env_var)}
+        values = {name: value for name, value in environ.items() if value != ""}
+        try:
+            return cls.model_validate({**values, "tables": tables})
+        except ValidationError as error:
+            problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in error.errors())
+            raise ConfigurationError(f"unreadable settings: {problems}") from None
+
+    def table(self, spec: TableSpec) -> str:
+        try:
+            return self.tables[spec.key]
+        except KeyError:
+            raise ConfigurationError(f"environment variable {spec.env_var} is not set") from None
+
+    def has_table(self, spec: TableSpec) -> bool:
+        return spec.key in self.tables
+
+
+def dynamodb_client() -> DynamoDBClient:
+    import boto3
+    from botocore.config import Config
+
+    # Standard retry mode backs off on throttling; AWS_ENDPOINT_URL (local run) is honoured by boto3.
+    return boto3.client("dynamodb", config=Config(retries={"mode": "standard", "max_attempts": 5}))
+
+
+_UNSET: Any = object()
+
+
+class Root:
+    """Builds each adapter and service once, on first use. Pass any adapter to use it instead."""
+
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        dynamodb: DynamoDBClient | None = None,
+        event_store: EventStore | None = None,
+        snapshot_store: SnapshotStore | None = _UNSET,
+        read_store_for: Callable[[TableSpec], ReadStore] | None = None,
+        objects: ObjectStore | None = None,
+        start_execution: StartExecution | None = _UNSET,
+        log: WarningLog | None = None,
+    ) -> None:
+        self.settings = settings if settings is not None else Settings.from_environ()
+        self._dynamodb = dynamodb
+        self._event_store = event_store
+        self._snapshot_store = snapshot_store
+        self._read_store_for = read_store_for
+        self._objects = objects
+        self._start_execution = start_execution
+        self._log = log
+        self._read_stores: dict[str, ReadStore] = {}
+        self._lock = threading.Lock()
+
+    # -- adapters --------------------------------------------------------------------------------
+
+    @cached_property
+    def dynamodb(self) -> DynamoDBClient:
+        return self._dynamodb or dynamodb_client()
+
+    @cached_property
+    def event_store(self) -> EventStore:
+        if self._event_store is not None:
+            return self._event_store
+        from orders_core.store.dynamodb import DynamoDBEventStore
+
+        return DynamoDBEventStore(self.dynamodb, self.settings.table(EVENTS))
+
+    @cached_property
+    def snapshot_store(self) -> SnapshotStore | None:
+        """Without SNAPSHOTS_TABLE aggregates are folded from events only (a stack without the
+        table keeps working, loading long streams page by page)."""
+        if self._snapshot_store is not _UNSET:
+            store: SnapshotStore | None = self._snapshot_store
+            return store
+        if not self.settings.has_table(SNAPSHOTS):
+            return None
+        from orders_core.snapshots.dynamodb import DynamoDBSnapshotStore
+
+        return DynamoDBSnapshotStore(self.dynamodb, self.settings.table(SNAPSHOTS))
+
+    def read_store(self, spec: TableSpec) -> ReadStore:
+        with self._lock:
+            if spec.key not in self._read_stores:
+                if self._read_store_for is not None:
+                    self._read_stores[spec.key] = self._read_store_for(spec)
+                else:
+                    from orders_core.readmodels.dynamodb import DynamoDBReadStore
+
+                    self._read_stores[spec.key] = DynamoDBReadStore(self.dynamodb, self.settings.table(spec))
+            return self._read_stores[spec.key]
+
+    @cached_property
+    def control(self) -> ControlStore:
+        from orders_core.projections.control import ControlStore
+
+        return ControlStore(self.read_store(PROJECTIONS_CONTROL))
+
+    @cached_property
+    def runs(self) -> RunStore:
+        from orders_core.rebuild.runs import RunStore
+
+        return RunStore(self.read_store(PROJECTIONS_CONTROL))
+
+    def projection(self, name: str, generation: int) -> Projection:
+        """Any registered projection at any generation, on its own table."""
+        from orders_core.projections.registry import registration
+
+        found = registration(name)
+        return found.build(self.read_store(found.table), self.event_store, generation)
+
+    # -- services ----------------------------------------------------------------------------------
+
+    @cached_property
+    def command_service(self) -> CommandService:
+        from orders_core.application import CommandService
+
+        return CommandService(
+            self.event_store,
+            snapshots=self.snapshot_store,
+            snapshot_every=self.settings.snapshot_every,
+            log=self._log,
+        )
+
+    @cached_property
+    def read_models(self) -> ActiveReadModels:
+        from orders_core.queries.read_models import ActiveReadModels
+
+        return ActiveReadModels(self.control, self.projection)
+
+    @cached_property
+    def order_queries(self) -> OrderQueries:
+        from orders_core.queries.orders import OrderQueries
+
+        return OrderQueries(self.read_models, self.event_store, self.snapshot_store)
+
+    @cached_property
+    def reports(self) -> Reports:
+        from orders_core.queries.reports import Reports
+
+        return Reports(self.read_models)
+
+    def live_projection(self, name: str | None = None) -> LiveProjection:
+        """What the stream feeds: the named projection (PROJECTION_NAME by default) at every
+        generation in use."""
+        from orders_core.projections.live import LiveProjection
+        from orders_core.projections.registry import registration
+
+        name = name or self.settings.projection_name
+        if not name:
+            raise ConfigurationError("environment variable PROJECTION_NAME is not set")
+        registration(name)  # fail fast on a name that is not registered
+        return LiveProjection(name, self.control, self.projection)
+
+    @cached_property
+    def rebuild_steps(self) -> RebuildSteps:
+        from orders_core.envelope import format_timestamp
+        from orders_core.rebuild.steps import RebuildSteps
+
+        settings = self.settings
+        return RebuildSteps(
+            control=self.control,
+            runs=self.runs,
+            objects=self.objects,
+            events=self.event_store,
+            projection_for=self.projection,
+            read_store_for=self._read_model_store,
+            now=lambda: format_timestamp(datetime.now(UTC)),
+            export_poll_seconds=settings.rebuild_export_poll_seconds,
+            retire_delay_seconds=settings.rebuild_retire_delay_seconds,
+            buckets=settings.rebuild_buckets,
+        )
+
+    @cached_property
+    def objects(self) -> ObjectStore:
+        if self._objects is not None:
+            return self._objects
+        import boto3
+
+        from orders_core.rebuild.objects import S3ObjectStore
+
+        if not self.settings.rebuild_bucket:
+            raise ConfigurationError("environment variable REBUILD_BUCKET is not set")
+        return S3ObjectStore(boto3.client("s3"), self.settings.rebuild_bucket)
+
+    @cached_property
+    def rebuild_operations(self) -> RebuildOperations:
+        from orders_core.projections.registry import NAMES
+        from orders_core.rebuild.operations import RebuildOperations
+
+        return RebuildOperations(self.control, self.runs, NAMES, self._workflow_starter())
+
+    def _read_model_store(self, name: str) -> ReadStore:
+        from orders_core.projections.registry import registration
+
+        return self.read_store(registration(name).table)
+
+    def _workflow_starter(self) -> StartExecution | None:
+        if self._start_execution is not _UNSET:
+            starter: StartExecution | None = self._start_execution
+            return starter
+        state_machine = self.settings.rebuild_state_machine_arn
+        if not state_machine:
+            # Absent where no workflow is deployed (a local run on an external endpoint): the other
+            # admin routes still work, and starting a rebuild answers 503.
+            return None
+        import boto3
+
+        client = boto3.client("stepfunctions")
+
+        def start(rebuild_id: str, payload: dict[str, Any]) -> str:
+            reply = client.start_execution(
+                stateMachineArn=state_machine, name=rebuild_id, input=json.dumps(payload)
+            )
+            return str(reply["executionArn"])
+
+        return start
+
+
+_root: Root | None = None
+_root_lock = threading.Lock()
+
+
+def root(*, log: WarningLog | None = None) -> Root:
+    """This process's root, built from the environment on first use (`log`: where the services
+    write their warnings, given by the first function to ask)."""
+    global _root
+    with _root_lock:
+        if _root is None:
+            _root = Root(log=log)
+        return _root
+
+
+def use(replacement: Root | None) -> None:
+    """Let tests and the local run choose the adapters (None: build from the environment again)."""
+    global _root
+    with _root_lock:
+        _root = replacement

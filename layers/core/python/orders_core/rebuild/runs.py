@@ -1,0 +1,62 @@
+"""The record of every rebuild run, and its per-file and per-bucket progress.
+
+Kept in the projections' control table (a partition of its own), through the ReadStore port.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+from orders_core.readmodels.port import ReadStore
+
+RUNS = "rebuilds"
+
+
+@dataclass(frozen=True)
+class RebuildRun:
+    rebuild_id: str
+    projection: str
+    status: str = "RUNNING"  # RUNNING | SUCCEEDED | FAILED
+    phase: str = "starting"
+    generation: int | None = None
+    previous_generation: int | None = None
+    started_at: str = ""
+    finished_at: str | None = None
+    export_time: str | None = None
+    error: str | None = None
+    execution_arn: str | None = None
+    # How many times the record was saved: a save never replaces a later one.
+    revision: int = 0
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+class RunStore:
+    def __init__(self, store: ReadStore) -> None:
+        self._store = store
+
+    # -- runs ------------------------------------------------------------------------------------
+
+    def run(self, rebuild_id: str) -> RebuildRun | None:
+        row = self._store.get_many([(RUNS, rebuild_id)]).get((RUNS, rebuild_id))
+        return RebuildRun(**{**json.loads(row["doc"]), "revision": int(row["version"])}) if row else None
+
+    def save_run(self, run: RebuildRun) -> RebuildRun:
+        saved = replace(run, revision=run.revision + 1)
+        doc = {k: v for k, v in asdict(saved).items() if k != "revision"}
+        self._store.put_if_newer((RUNS, run.rebuild_id), {"doc": json.dumps(doc)}, version=saved.revision)
+        return saved
+
+    def runs(self) -> list[RebuildRun]:
+        rows = self._store.query_partition(RUNS)
+        runs = [RebuildRun(**{**json.loads(row["doc"]), "revision": int(row["version"])}) for row in rows]
+        return sorted(runs, key=lambda run: run.started_at, reverse=True)
+
+    def record_progress(self, rebuild_id: str, part: str, counts: dict[str, int]) -> None:
+        """Per export file or bucket; rewriting it on a retried step changes nothing."""
+        self._store.put_if_newer((f"rebuild#{rebuild_id}", part), {"doc": json.dumps(counts)}, version=1)
+
+    def progress(self, rebuild_id: str) -> dict[str, dict[str, int]]:
+        rows = self._store.query_partition(f"rebuild#{rebuild_id}")
+        return {str(row["sk"]): json.loads(row["doc"]) for row in rows}
