@@ -71,6 +71,10 @@ class InProcessMotoLookup:
         item = self._backend.get_item(TableName, Key)
         return {"Item": item.to_json()["Attributes"]} if item is not None else {}
 
+    def items(self, table_name: str) -> list[dict[str, Any]]:
+        """Every item of the table, as Scan would return them (no request, no serialization)."""
+        return [item.to_json()["Attributes"] for item in self._backend.get_table(table_name).all_items()]
+
 
 def metered_client(endpoint_url: str | None = None) -> tuple[Any, Any]:
     """A DynamoDB client whose requests and capacity are counted, and its meter. In-process (moto's

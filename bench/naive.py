@@ -7,11 +7,11 @@ Real code, run on the same moto as ours, so the comparisons are measured, not as
   event, each conditioned on ``attribute_not_exists(version)``), a stream loaded by querying
   every event. ``NaiveCommandService`` loads the whole stream before every command (no cache,
   no snapshots), decides, appends, and on a conflict loads again.
-* ``NaiveProjector``: one ``UpdateItem`` per event per row it touches, in each of the four read
-  models (the order view, the day's sales, each product's stock, the customer's summary). No
-  batching, no coalescing, no reads. It stands for the request pattern: its counters are not
-  guarded against redelivery and a cancellation only counts itself, so its rows are cheaper
-  than exact ones would be.
+* ``NaiveProjector``: one ``UpdateItem`` per event per row it touches, in each of the five read
+  models (the order view, the day's sales, each product's stock, the customer's summary, each
+  product's sales). No batching, no coalescing, no reads. It stands for the request pattern:
+  its counters are not guarded against redelivery and a cancellation only counts itself, so its
+  rows are cheaper than exact ones would be.
 
 Keep their tables small: moto's TransactWriteItems deep-copies the table on every call.
 """
@@ -319,24 +319,52 @@ def summary_updates(envelope: EventEnvelope, event: Any, customer: str) -> list[
     return []
 
 
+def product_sales_updates(envelope: EventEnvelope, event: Any, products: Sequence[str]) -> list[Update]:
+    """product_sales, naively: a row per product; `products` are the order's (for a cancellation)."""
+
+    def row(product: str, expression: str, values: Mapping[str, Any]) -> Update:
+        return Update(f"product#{product}", expression, values)
+
+    if isinstance(event, OrderPlaced):
+        units: dict[str, int] = {}
+        revenue: dict[str, Decimal] = {}
+        for line in event.items:
+            units[line.product_id] = units.get(line.product_id, 0) + line.quantity
+            revenue[line.product_id] = revenue.get(line.product_id, Decimal(0)) + line.line_total
+        expression = "ADD #units :u, #revenue :r, #order_count :one"
+        return [row(p, expression, {":u": _n(units[p]), ":r": _n(revenue[p]), ":one": _n(1)}) for p in units]
+    if isinstance(event, ItemAdded):
+        values = {":u": _n(event.quantity), ":r": _n(event.line_total)}
+        return [row(event.product_id, "ADD #units :u, #revenue :r", values)]
+    if isinstance(event, OrderCancelled):
+        return [row(p, "ADD #cancelled_orders :one", {":one": _n(1)}) for p in products]
+    return []
+
+
 class NaiveProjector:
     """One UpdateItem per event per row touched, for each read model, straight from the records.
 
-    The day of an order and its customer come from its OrderPlaced, remembered in memory (a
-    naive Lambda would read them; here they are free, which favours the baseline)."""
+    The day of an order, its customer and its products come from its OrderPlaced (and ItemAdded),
+    remembered in memory (a naive Lambda would read them; here they are free, which favours the
+    baseline)."""
 
     def __init__(self, client: Any, tables: Mapping[str, str]) -> None:
         self._client = client
         self._tables = dict(tables)  # read model name -> naive table
         self._orders: dict[str, tuple[str, str]] = {}  # stream -> (day, customer)
+        self._products: dict[str, list[str]] = {}  # stream -> the order's products, first seen first
         self.updates: dict[str, int] = dict.fromkeys(self._tables, 0)
 
     def process(self, commits: Sequence[Any]) -> None:
         for commit in commits:
             for fact in facts(commit):
                 envelope, event = fact.envelope, fact.event
+                products = self._products.setdefault(envelope.stream_id, [])
                 if isinstance(event, OrderPlaced):
                     self._orders[envelope.stream_id] = (envelope.recorded_at[:10], event.customer_id)
+                    products.extend(dict.fromkeys(i.product_id for i in event.items))
+                if isinstance(event, ItemAdded) and event.product_id not in products:
+                    products.append(event.product_id)
                 day, customer = self._orders.get(envelope.stream_id, ("", ""))
                 planned = {
                     "customer_orders": order_view_updates(envelope, event)
@@ -345,6 +373,7 @@ class NaiveProjector:
                     "sales_analytics": sales_updates(envelope, event, day) if day else [],
                     "inventory": inventory_updates(envelope, event),
                     "customer_summary": summary_updates(envelope, event, customer) if customer else [],
+                    "product_sales": product_sales_updates(envelope, event, products),
                 }
                 for name, updates in planned.items():
                     if name in self._tables:

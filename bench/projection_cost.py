@@ -3,18 +3,36 @@ one-update-per-event projection and the limit (one write per read row touched pe
 
 A realistic mix (stock received and reorder levels for the products; customers place orders,
 some add an item, operators ship some and customers cancel others) is written through the
-command service to an events table on moto (in-process), then delivered from its stream to
-the four live projections by the local stand-in for Lambda's event source mapping
-(`orders_local.stream_poller`), each with its own counted client. Two deliveries:
+command service to an events table on moto (in-process), then delivered from its stream, by the
+local stand-in for Lambda's event source mapping (`orders_local.stream_poller`), to ONE projector
+(`orders_core.projections.fanout.Projector`, through `functions/projections/handler.py`), as the
+stack does: it hands every batch to each registered read model. Each read model has its own
+counted client (its projection and its control row), so requests are still attributed per read
+model; the projector's shared work (the lists of parked streams, the heartbeat row) has a counted
+client of its own and is reported on its own line. Two deliveries:
 
 * **busy stream**: the whole backlog in batches of 100 (the stack's batch size): coalescing at
   its best. Per-batch figures show how the cost grows as a day's partition fills up.
-* **quiet stream**: batches of one record, what Lambda delivers when commands trickle in
-  (no batching window is configured): every batch pays the control-row read and lag write.
+* **quiet stream**: batches of one record, what Lambda delivers when commands come further apart
+  than its 1 s batching window.
+
+What is cached for a time (each read model's control row and list of parked streams, 10 s; the
+heartbeat, once a minute) is timed by a bench clock, not the wall clock (moto delivers a batch in
+milliseconds, AWS traffic does not): busy batches arrive `BUSY_GAP_SECONDS` apart (100 commits a
+second), quiet ones `QUIET_GAP_SECONDS` apart.
 
 The naive projector (`bench.naive`) sees the same records. The limit per batch is one write
 (at least one write unit, at the row's final size) per read-model row that the batch changes
-(an order's view, a day's sales, a product's stock, a customer's summary) and no read.
+(an order's view, a day's sales, a product's stock, a customer's summary, a product's sales)
+and no read.
+
+**Summary growth.** A summary is recomputed from every contribution row of its partition (ADR 5,
+rule 3; ADR 11 "Cost (not built yet)"). To show what that costs as a day fills up, one day's
+partition is filled through the real projections (on the in-memory read store, their rows then
+copied into the moto table: moto takes about 10 ms per guarded UpdateItem) with a synthetic stream
+of orders placed that day, each naming one hot product, and the read units of a batch of one
+more order are measured at the 100th order and at the N-th, for the day's sales row and the hot
+product's sales row.
 
     .venv/bin/python -m bench.projection_cost [--small] [--json PATH]
 """
@@ -25,11 +43,14 @@ import random
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
 from bench.capacity import Cost, Meter, item_size, write_units
 from bench.common import (
+    START,
+    InProcessMotoLookup,
     client,
     create_table,
     in_process_moto,
@@ -44,6 +65,16 @@ BUSY_BATCH, QUIET_BATCH = 100, 1
 FULL_ORDERS, SMALL_ORDERS = 1_000, 25
 QUIET_ORDERS, SMALL_QUIET_ORDERS = 100, 8
 PRODUCTS = 20
+# The bench clock: how far apart batches arrive (what the projector's caches and heartbeat count).
+BUSY_GAP_SECONDS = 1.0  # a full batch of 100 a second
+QUIET_GAP_SECONDS = 2.0  # a command every 2 s: further apart than the 1 s batching window
+# Summary growth: orders placed in one day, and where the read units of one more order are measured.
+FULL_DAY_ORDERS, SMALL_DAY_ORDERS = 10_000, 300
+FIRST_POINT = 100
+PRELOAD_BATCH = 1_000  # the day is filled in batches this big (fewer summary recomputes)
+HOT_PRODUCT = "sku-hot"
+GROWTH_PROJECTIONS = ("sales_analytics", "product_sales")
+SHARED = "projector"  # the projector's own line: what no single read model does
 
 
 @dataclass
@@ -55,7 +86,7 @@ class Batch:
 
 @dataclass
 class Delivery:
-    """One projection's cost over one delivery of the stream."""
+    """One read model's cost (or the projector's shared cost) over one delivery of the stream."""
 
     name: str
     batches: list[Batch] = field(default_factory=list)
@@ -70,6 +101,21 @@ class Delivery:
         for batch in self.batches:
             total = total + batch.cost
         return total
+
+
+class BenchClock:
+    """What the projector's caches and heartbeat read as the time: advanced by `gap` seconds per
+    batch, so that a cached row costs what it would at that arrival rate, however fast moto is."""
+
+    def __init__(self, gap: float) -> None:
+        self.gap = gap
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def tick(self) -> None:
+        self.now += self.gap
 
 
 # -- the workload ---------------------------------------------------------------------------------
@@ -129,23 +175,19 @@ def write_mix(events_table: str, orders_count: int, seed: int) -> dict[str, int]
 
 
 class RowsTouched:
-    """The read-model rows each batch changes, per projection (the limit writes each once)."""
+    """The read-model rows each batch changes, per read model (the limit writes each once)."""
 
-    def __init__(self) -> None:
+    def __init__(self, names: Sequence[str]) -> None:
+        self._names = tuple(names)
         self._orders: dict[str, tuple[str, str]] = {}  # order stream -> (day, customer)
 
     def of(self, commits: Sequence[Any]) -> dict[str, set[str]]:
         from orders_core.domain.inventory import ReorderLevelSet
         from orders_core.domain.orders import OrderPlaced
-        from orders_core.projections import customer_summary, inventory, sales
+        from orders_core.projections import customer_summary, inventory, product_sales, sales
         from orders_core.projections.base import ORDER_PREFIX, facts
 
-        rows: dict[str, set[str]] = {
-            "customer_orders": set(),
-            "sales_analytics": set(),
-            "inventory": set(),
-            "customer_summary": set(),
-        }
+        rows: dict[str, set[str]] = {name: set() for name in self._names}
         for commit in commits:
             commit_facts = facts(commit)
             for fact in commit_facts:
@@ -162,6 +204,10 @@ class RowsTouched:
                 rows["sales_analytics"].add(day)
             if any(customer_summary.contribution(fact) is not None for fact in commit_facts):
                 rows["customer_summary"].add(customer)
+            # A product's row: the products of the order's OrderPlaced and ItemAdded, and on a
+            # cancellation every product of the order (its InventoryReleased names them).
+            for fact in commit_facts:
+                rows["product_sales"].update(product_sales.contributions(fact))
         return rows
 
 
@@ -172,7 +218,7 @@ class RowsTouched:
 class Tables:
     events: str
     control: str
-    reads: dict[str, str]  # projection -> its read table
+    reads: dict[str, str]  # read model -> its read table
     naive: dict[str, str]
 
 
@@ -211,71 +257,100 @@ def _commits(event: dict[str, Any]) -> list[Any]:
     return [c for r in event.get("Records", []) if (c := commit_from_stream_record(r)) is not None]
 
 
-def deliver_ours(tables: Tables, batch: int) -> dict[str, Delivery]:
-    from projections.handler import handler_for
+def projector_for(tables: Tables, clients: dict[str, Any], shared: Any, clock: BenchClock) -> Any:
+    """The stack's projector (orders_core.composition builds the same), each read model on its
+    own client, the parking lot and the heartbeat on `shared`, timed by `clock`."""
+    from datetime import UTC, datetime
 
+    from orders_core.envelope import format_timestamp
     from orders_core.projections.base import Projection
     from orders_core.projections.control import ControlStore
+    from orders_core.projections.fanout import PROJECTOR, ParkedStreams, Projector
     from orders_core.projections.live import LiveProjection
-    from orders_core.projections.registry import NAMES, registration
+    from orders_core.projections.parking import ParkingLot
+    from orders_core.projections.registry import registration
     from orders_core.readmodels.dynamodb import DynamoDBReadStore
     from orders_core.store.dynamodb import DynamoDBEventStore
 
-    deliveries: dict[str, Delivery] = {}
-    for name in NAMES:
-        counted, meter = metered_client()
+    def live(name: str) -> LiveProjection:
+        counted = clients[name]
 
-        def build(projection: str, generation: int, counted: Any = counted) -> Projection:
-            found = registration(projection)
+        def build(projection: str, generation: int) -> Projection:
             store = DynamoDBReadStore(counted, tables.reads[projection])
-            return found.build(store, DynamoDBEventStore(counted, tables.events), generation)
+            return registration(projection).build(
+                store, DynamoDBEventStore(counted, tables.events), generation
+            )
 
-        live = LiveProjection(name, ControlStore(DynamoDBReadStore(counted, tables.control)), build)
-        delivery = deliveries[name] = Delivery(name)
-        touched = RowsTouched()
-        inner = handler_for(live)
+        control = ControlStore(DynamoDBReadStore(counted, tables.control))
+        return LiveProjection(name, control, build, clock=clock)
 
-        def handle(
-            event: dict[str, Any],
-            context: Any,
-            inner: Callable[..., Any] = inner,
-            meter: Meter = meter,
-            delivery: Delivery = delivery,
-            touched: RowsTouched = touched,
-            name: str = name,
-        ) -> Any:
-            commits = _commits(event)
-            before = meter.snapshot()
-            response = inner(event, context)
-            rows = touched.of(commits)[name]
-            delivery.batches.append(Batch(len(commits), meter.snapshot() - before, dict.fromkeys(rows, 0)))
-            return response
+    parking = ParkingLot(DynamoDBReadStore(shared, tables.control))
+    heartbeat_store = ControlStore(DynamoDBReadStore(shared, tables.control))
+    return Projector(
+        [live(name) for name in clients],
+        parking,
+        now=lambda: format_timestamp(datetime.now(UTC)),
+        parked_streams=ParkedStreams(parking, clock=clock),
+        heartbeat=lambda at_ms, lag_ms: heartbeat_store.record_batch(PROJECTOR, at_ms=at_ms, lag_ms=lag_ms),
+        clock=clock,
+    )
 
-        _poller(tables, name, handle, batch).drain(timeout=600)
-    return deliveries
+
+def deliver_ours(tables: Tables, batch: int, gap: float) -> tuple[dict[str, Delivery], Delivery]:
+    """The stream through one projector; each read model's cost, and the projector's shared cost."""
+    from projections.handler import handler_for
+
+    from orders_core.projections.registry import NAMES
+
+    metered = {name: metered_client() for name in NAMES}
+    shared, shared_meter = metered_client()
+    clock = BenchClock(gap)
+    projector = projector_for(
+        tables, {name: counted for name, (counted, _) in metered.items()}, shared, clock
+    )
+    inner = handler_for(projector)
+    deliveries = {name: Delivery(name) for name in NAMES}
+    overhead = Delivery(SHARED)
+    touched = RowsTouched(NAMES)
+
+    def handle(event: dict[str, Any], context: Any) -> Any:
+        clock.tick()  # this batch arrives `gap` seconds after the previous one
+        commits = _commits(event)
+        before = {name: meter.snapshot() for name, (_, meter) in metered.items()}
+        shared_before = shared_meter.snapshot()
+        response = inner(event, context)
+        parked = {d.projection: d.errors for d in projector.last_deliveries if d.parked}
+        if parked:
+            raise RuntimeError(f"a read model parked commits; the bench measures nothing: {parked}")
+        rows = touched.of(commits)
+        for name, (_, meter) in metered.items():
+            spent = meter.snapshot() - before[name]
+            deliveries[name].batches.append(Batch(len(commits), spent, dict.fromkeys(rows[name], 0)))
+        overhead.batches.append(Batch(len(commits), shared_meter.snapshot() - shared_before, {}))
+        return response
+
+    _poller(tables, "projector", handle, batch).drain(timeout=600)
+    return deliveries, overhead
 
 
 def deliver_naive(tables: Tables, batch: int) -> dict[str, Delivery]:
-    deliveries: dict[str, Delivery] = {}
-    for name, table in tables.naive.items():
-        counted, meter = metered_client()
-        projector = NaiveProjector(counted, {name: table})
-        delivery = deliveries[name] = Delivery(name)
+    """The naive projection of each read model on its own counted client, fed by one poller."""
+    metered = {name: metered_client() for name in tables.naive}
+    projectors = {
+        name: NaiveProjector(metered[name][0], {name: table}) for name, table in tables.naive.items()
+    }
+    deliveries = {name: Delivery(name) for name in tables.naive}
 
-        def handle(
-            event: dict[str, Any],
-            context: Any,
-            projector: NaiveProjector = projector,
-            meter: Meter = meter,
-            delivery: Delivery = delivery,
-        ) -> Any:
-            commits = _commits(event)
+    def handle(event: dict[str, Any], context: Any) -> Any:
+        commits = _commits(event)
+        for name, projector in projectors.items():
+            meter: Meter = metered[name][1]
             before = meter.snapshot()
             projector.process(commits)
-            delivery.batches.append(Batch(len(commits), meter.snapshot() - before, {}))
-            return {"batchItemFailures": []}
+            deliveries[name].batches.append(Batch(len(commits), meter.snapshot() - before, {}))
+        return {"batchItemFailures": []}
 
-        _poller(tables, f"naive-{name}", handle, batch).drain(timeout=600)
+    _poller(tables, "naive", handle, batch).drain(timeout=600)
     return deliveries
 
 
@@ -294,15 +369,21 @@ def _final_row_sizes(tables: Tables, deliveries: dict[str, Delivery]) -> None:
                 batch.rows[row] = sizes[row]
 
 
+def _partition_sizes(table: str) -> dict[str, list[int]]:
+    """Every partition of a read table: its rows' sizes (read from moto's backend in this process:
+    a Scan would spend seconds serializing a large table)."""
+    sizes: dict[str, list[int]] = {}
+    for item in InProcessMotoLookup().items(table):
+        sizes.setdefault(item["pk"]["S"], []).append(item_size(item))
+    return sizes
+
+
 def _partitions(tables: Tables) -> dict[str, Any]:
-    """How big the partitions a summary recompute reads have grown: rows and bytes, the largest."""
-    lookup = client()
+    """How big each read model's partitions have grown (a summary recompute reads a whole one):
+    rows and bytes of the largest."""
     found: dict[str, Any] = {}
-    for name in ("sales_analytics", "inventory", "customer_summary"):
-        sizes: dict[str, list[int]] = {}
-        for page in lookup.get_paginator("scan").paginate(TableName=tables.reads[name]):
-            for item in page["Items"]:
-                sizes.setdefault(item["pk"]["S"], []).append(item_size(item))
+    for name in tables.reads:
+        sizes = _partition_sizes(tables.reads[name])
         if sizes:
             rows = max(sizes.values(), key=sum)
             found[name] = {"partitions": len(sizes), "largest_rows": len(rows), "largest_bytes": sum(rows)}
@@ -322,29 +403,40 @@ def _per_100(cost: Cost, records: int) -> dict[str, Any]:
     return cost.scaled(100 / records) if records else cost.scaled(0)
 
 
-def measure(orders_count: int, batch: int, seed: int) -> dict[str, Any]:
-    tables = _tables()
-    workload = write_mix(tables.events, orders_count, seed)
-    ours = deliver_ours(tables, batch)
-    naive = deliver_naive(tables, batch)
-    _final_row_sizes(tables, ours)
-    records = next(iter(ours.values())).records
+def _events_in(table: str) -> int:
     from orders_core.store.dynamodb import DynamoDBEventStore
 
-    events = 0
-    store = DynamoDBEventStore(client(), tables.events)
+    store = DynamoDBEventStore(client(), table)
     streams = {
         item["stream_id"]["S"]
-        for page in client()
-        .get_paginator("scan")
-        .paginate(TableName=tables.events, ProjectionExpression="stream_id")
+        for page in client().get_paginator("scan").paginate(TableName=table, ProjectionExpression="stream_id")
         for item in page["Items"]
     }
-    for stream in streams:
-        events += sum(len(c.events) for c in store.read_commits(stream))
+    return sum(len(c.events) for stream in streams for c in store.read_commits(stream))
+
+
+def _cache_times() -> dict[str, float]:
+    """How long the projector keeps what it reads, and how often it writes its heartbeat."""
+    from orders_core.projections.fanout import HEARTBEAT_SECONDS, PARKED_TTL_SECONDS
+    from orders_core.projections.live import CONTROL_TTL_SECONDS
+
+    return {
+        "control_ttl_seconds": CONTROL_TTL_SECONDS,
+        "parked_ttl_seconds": PARKED_TTL_SECONDS,
+        "heartbeat_seconds": HEARTBEAT_SECONDS,
+    }
+
+
+def measure(orders_count: int, batch: int, gap: float, seed: int) -> dict[str, Any]:
+    tables = _tables()
+    workload = write_mix(tables.events, orders_count, seed)
+    ours, overhead = deliver_ours(tables, batch, gap)
+    naive = deliver_naive(tables, batch)
+    _final_row_sizes(tables, ours)
+    records = overhead.records
 
     projections: dict[str, Any] = {}
-    totals = {"ours": Cost(), "naive": Cost(), "limit": Cost()}
+    totals = {"ours": overhead.cost, "naive": Cost(), "limit": Cost()}
     for name, delivery in ours.items():
         limit = _limit(delivery)
         naive_cost = naive[name].cost
@@ -362,18 +454,129 @@ def measure(orders_count: int, batch: int, seed: int) -> dict[str, Any]:
         }
     return {
         "batch_size": batch,
-        "workload": {**workload, "records": records, "events": events},
+        "batch_gap_seconds": gap,
+        "batches": len(overhead.batches),
+        "workload": {**workload, "records": records, "events": _events_in(tables.events)},
         "partitions": _partitions(tables),
         "per_100_records": {name: _per_100(cost, records) for name, cost in totals.items()},
+        "projector": {"ours": _per_100(overhead.cost, records), **_cache_times()},
         "projections": projections,
+    }
+
+
+# -- summary growth: one more order, at the 100th and at the N-th order of one day -----------------
+
+
+def one_day_of_orders(count: int, single: Sequence[int], seed: int = 11) -> list[Any]:
+    """`count` orders placed on one day (their placement commits), each naming the hot product,
+    half of them one other product too; the orders at positions `single` (1-based) name only the
+    hot product, so that what they cost is the cost of the two rows measured."""
+    from orders_core.domain.orders import ORDER, OrderLine, PlaceOrder, ShippingAddress
+    from orders_core.envelope import Commit, CommitMetadata, format_timestamp
+
+    rng = random.Random(seed)
+    day = START.replace(hour=0, minute=0, second=0) + timedelta(days=1)
+    step = timedelta(days=1) / (count + 1)
+    address = ShippingAddress("1 Canal St", "Amsterdam", "1011", "NL")
+    commits = []
+    for n in range(count):
+        order_id = str(uuid.UUID(int=rng.getrandbits(128), version=4))
+        customer = f"customer-{n % 1_000}"
+        lines = [OrderLine(HOT_PRODUCT, rng.randint(1, 3), Decimal("12.50"))]
+        if rng.random() < 0.5 and n + 1 not in single:
+            lines.append(
+                OrderLine(f"sku-{rng.randrange(PRODUCTS)}", 1, Decimal(rng.choice(["4.00", "9.99"])))
+            )
+        decided = ORDER.decide(ORDER.initial_state, PlaceOrder(order_id, customer, tuple(lines), address))
+        meta = CommitMetadata(f"c{n}", f"corr{n}", f"c{n}", customer, format_timestamp(day + step * (n + 1)))
+        commits.append(Commit(f"order-{order_id}", 1, tuple(e.to_new_event() for e in decided), meta))
+    return commits
+
+
+def _copy_partitions(store: Any, partitions: Sequence[str], table: str) -> None:
+    """Rows the projection wrote to the in-memory store, written as they are into the moto table."""
+    from boto3.dynamodb.types import TypeSerializer
+
+    serialize = TypeSerializer().serialize
+    items = [
+        {"PutRequest": {"Item": {name: serialize(value) for name, value in row.items()}}}
+        for pk in partitions
+        for row in store.query_partition(pk)
+    ]
+    dynamodb = client()
+    for start in range(0, len(items), 25):
+        pending: dict[str, Any] = {table: items[start : start + 25]}
+        while pending:
+            pending = dict(dynamodb.batch_write_item(RequestItems=pending).get("UnprocessedItems") or {})
+
+
+def summary_growth(orders: int) -> dict[str, Any]:
+    """One day filled with `orders` orders; at order 100 and at order `orders`, what a batch of that
+    one order (one stream record) costs the day's sales row and the hot product's sales row.
+
+    The day is filled by the real projections on the in-memory read store (moto takes about 10 ms
+    per guarded UpdateItem: 10,000 orders would take minutes), and their rows are copied as they
+    are into the moto tables; the measured order then goes through the DynamoDB read store on a
+    counted client, as the projector sends it."""
+    from orders_core.projections.registry import registration
+    from orders_core.readmodels.dynamodb import DynamoDBReadStore
+    from orders_core.readmodels.memory import InMemoryReadStore
+    from orders_core.store.memory import InMemoryEventStore
+
+    points = sorted({min(FIRST_POINT, orders), orders})
+    commits = one_day_of_orders(orders, points)
+    day = commits[0].metadata.recorded_at[:10]
+    # The partitions the orders write to: the day's; every product's (the hot one is measured).
+    partitions = {
+        "sales_analytics": [f"1#{day}"],
+        "product_sales": [f"1#{HOT_PRODUCT}", *(f"1#sku-{p}" for p in range(PRODUCTS))],
+    }
+    measured_partition = {name: pks[0] for name, pks in partitions.items()}
+    events = InMemoryEventStore()  # never read: every order's first commit is in its batch
+    figures: dict[str, list[dict[str, Any]]] = {}
+    for name in GROWTH_PROJECTIONS:
+        table = create_table(registration(name).table.create_table_request(unique(f"bench-day-{name}")))
+        memory = InMemoryReadStore()
+        filler = registration(name).build(memory, events, 1)
+        counted, meter = metered_client()
+        measured = registration(name).build(DynamoDBReadStore(counted, table), events, 1)
+        figures[name] = []
+        filled = 0
+        for point in points:
+            for start in range(filled, point - 1, PRELOAD_BATCH):
+                if filler.process(commits[start : min(start + PRELOAD_BATCH, point - 1)]):
+                    raise RuntimeError(f"{name} failed to fill the day")
+            _copy_partitions(memory, partitions[name], table)
+            before = meter.snapshot()
+            if measured.process([commits[point - 1]]):
+                raise RuntimeError(f"{name} failed on order {point}")
+            spent = meter.snapshot() - before
+            rows = _partition_sizes(table).get(measured_partition[name], [])
+            figures[name].append(
+                {
+                    "order": point,
+                    "cost": spent.to_json(),
+                    "partition_rows": len(rows),
+                    "partition_bytes": sum(rows),
+                }
+            )
+            # The in-memory store catches up with the measured order at the next fill.
+            filled = point - 1
+    return {
+        "orders": orders,
+        "day": day,
+        "hot_product": HOT_PRODUCT,
+        "rows": {"sales_analytics": f"the day's sales ({day})", "product_sales": f"`{HOT_PRODUCT}`'s sales"},
+        "points": figures,
     }
 
 
 def run(small: bool) -> dict[str, Any]:
     with in_process_moto():
-        busy = measure(SMALL_ORDERS if small else FULL_ORDERS, BUSY_BATCH, seed=3)
-        quiet = measure(SMALL_QUIET_ORDERS if small else QUIET_ORDERS, QUIET_BATCH, seed=5)
-    return {"busy": busy, "quiet": quiet}
+        busy = measure(SMALL_ORDERS if small else FULL_ORDERS, BUSY_BATCH, BUSY_GAP_SECONDS, seed=3)
+        quiet = measure(SMALL_QUIET_ORDERS if small else QUIET_ORDERS, QUIET_BATCH, QUIET_GAP_SECONDS, seed=5)
+        growth = summary_growth(SMALL_DAY_ORDERS if small else FULL_DAY_ORDERS)
+    return {"busy": busy, "quiet": quiet, "summary_growth": growth}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

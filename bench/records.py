@@ -221,21 +221,48 @@ class ProjectionCost:
 
 
 @dataclass(frozen=True)
+class ProjectorWork:
+    """What the projector does for every read model (the lists of parked streams, its heartbeat),
+    per 100 records, and how long it keeps what it reads."""
+
+    cost: CountedCost
+    control_ttl_seconds: float  # each read model's control row
+    parked_ttl_seconds: float  # each read model's list of parked streams
+    heartbeat_seconds: float
+
+    @classmethod
+    def from_json(cls, data: Json) -> ProjectorWork:
+        return cls(
+            cost=CountedCost.from_json(data["ours"]),
+            control_ttl_seconds=data["control_ttl_seconds"],
+            parked_ttl_seconds=data["parked_ttl_seconds"],
+            heartbeat_seconds=data["heartbeat_seconds"],
+        )
+
+
+@dataclass(frozen=True)
 class ProjectionDelivery:
-    """The workload's stream delivered to the four projections, in one batch size
+    """The workload's stream delivered by one projector to every read model, in one batch size
     (bench/projection_cost.py)."""
 
     workload: Workload
-    per_100_records: Variants[CountedCost]  # the four projections together
-    projections: Mapping[str, ProjectionCost]
+    batch_size: int
+    batch_gap_seconds: float | None  # the bench clock's time between batches (None: older runs)
+    per_100_records: Variants[CountedCost]  # every read model and the projector's shared work
+    projections: Mapping[str, ProjectionCost]  # by read model, in registration order
+    projector: ProjectorWork | None  # None in older runs (a poller per read model)
     largest_partitions: Mapping[str, LargestPartition]
 
     @classmethod
     def from_json(cls, data: Json) -> ProjectionDelivery:
+        projector = data.get("projector")
         return cls(
             workload=Workload.from_json(data["workload"]),
+            batch_size=data["batch_size"],
+            batch_gap_seconds=data.get("batch_gap_seconds"),
             per_100_records=Variants.from_json(data["per_100_records"], CountedCost.from_json),
             projections={name: ProjectionCost.from_json(cost) for name, cost in data["projections"].items()},
+            projector=ProjectorWork.from_json(projector) if projector else None,
             largest_partitions={
                 name: LargestPartition.from_json(shape) for name, shape in data["partitions"].items()
             },
@@ -246,16 +273,74 @@ class ProjectionDelivery:
 
 
 @dataclass(frozen=True)
+class GrowthPoint:
+    """What a batch of one more order cost a summary's read model at the `order`-th order of the day."""
+
+    order: int
+    cost: CountedCost
+    partition_rows: int  # the summary's partition after the order: its contributions and itself
+    partition_bytes: int
+
+    @classmethod
+    def from_json(cls, data: Json) -> GrowthPoint:
+        return cls(
+            order=data["order"],
+            cost=CountedCost.from_json(data["cost"]),
+            partition_rows=data["partition_rows"],
+            partition_bytes=data["partition_bytes"],
+        )
+
+
+@dataclass(frozen=True)
+class SummaryGrowth:
+    """One day filled with orders that all name one hot product; the read units of one more order
+    at the 100th and at the last order (bench/projection_cost.py: summary_growth)."""
+
+    orders: int
+    rows: Mapping[str, str]  # read model -> the row measured, in words
+    points: Mapping[str, tuple[GrowthPoint, ...]]  # read model -> first point, last point
+
+    @classmethod
+    def from_json(cls, data: Json) -> SummaryGrowth:
+        return cls(
+            orders=data["orders"],
+            rows=dict(data["rows"]),
+            points={
+                name: tuple(GrowthPoint.from_json(point) for point in points)
+                for name, points in data["points"].items()
+            },
+        )
+
+    def first(self, projection: str) -> GrowthPoint:
+        return self.points[projection][0]
+
+    def last(self, projection: str) -> GrowthPoint:
+        return self.points[projection][-1]
+
+    def ratio(self, projection: str) -> float:
+        """Read units at the last order ÷ at the first (1 is flat, the target)."""
+        return self.last(projection).cost.read_units / max(self.first(projection).cost.read_units, 0.5)
+
+
+@dataclass(frozen=True)
 class ProjectionCosts:
     busy: ProjectionDelivery  # the backlog in full batches
     quiet: ProjectionDelivery  # one record per batch
+    summary_growth: SummaryGrowth | None  # None in older runs
 
     @classmethod
     def from_json(cls, data: Json) -> ProjectionCosts:
+        growth = data.get("summary_growth")
         return cls(
             busy=ProjectionDelivery.from_json(data["busy"]),
             quiet=ProjectionDelivery.from_json(data["quiet"]),
+            summary_growth=SummaryGrowth.from_json(growth) if growth else None,
         )
+
+    @property
+    def read_models(self) -> tuple[str, ...]:
+        """The read models the projector fed, in registration order."""
+        return tuple(self.busy.projections)
 
 
 @dataclass(frozen=True)
@@ -382,6 +467,8 @@ class ProjectionLag:
     p99_ms: float
     mean_ms: float
     poll_interval_ms: float  # how often the client looked for the order
+    target_p99_ms: float | None  # None in older runs
+    orders_placed_before: int | None  # by the run's earlier phases, that day (None in older runs)
 
     @classmethod
     def from_json(cls, data: Json) -> ProjectionLag:
@@ -391,25 +478,75 @@ class ProjectionLag:
             p99_ms=data["p99_ms"],
             mean_ms=data["mean_ms"],
             poll_interval_ms=data["poll_interval_ms"],
+            target_p99_ms=data.get("target_p99_ms"),
+            orders_placed_before=data.get("orders_placed_before"),
         )
+
+    @property
+    def meets_target(self) -> bool:
+        return self.target_p99_ms is not None and self.p99_ms <= self.target_p99_ms
+
+
+@dataclass(frozen=True)
+class IdleCpu:
+    """CPU the server's process used over a stretch with nothing happening (bench/e2e.py)."""
+
+    seconds: float
+    cpu_seconds: float
+    percent_of_one_core: float
+    target_percent: float
+
+    @classmethod
+    def from_json(cls, data: Json) -> IdleCpu:
+        return cls(
+            seconds=data["seconds"],
+            cpu_seconds=data["cpu_seconds"],
+            percent_of_one_core=data["percent_of_one_core"],
+            target_percent=data["target_percent"],
+        )
+
+    @property
+    def meets_target(self) -> bool:
+        return self.percent_of_one_core < self.target_percent
+
+
+@dataclass(frozen=True)
+class PollerTiming:
+    """The local projector poller's waits (orders_local/projection_workers.py), as the run used them."""
+
+    poll_interval_ms: float  # between polls while records come
+    idle_poll_max_ms: float  # what empty polls stretch the wait to
+
+    @classmethod
+    def from_json(cls, data: Json) -> PollerTiming:
+        return cls(poll_interval_ms=data["poll_interval_ms"], idle_poll_max_ms=data["idle_poll_max_ms"])
 
 
 @dataclass(frozen=True)
 class EndToEnd:
-    """bench/e2e.py: the local HTTP server's throughput, and the projections' lag."""
+    """bench/e2e.py: the local HTTP server's throughput, its idle CPU, and the projections' lag."""
 
     command_mix: str
-    command_path: ServerRun  # the server without its stream pollers
-    with_projections: ServerRun  # `orders serve`, pollers and all
+    command_path: ServerRun  # the server without its stream poller
+    with_projections: ServerRun  # `orders serve`, poller and all
     lag: ProjectionLag
+    idle_cpu: Mapping[str, IdleCpu]  # "with_projections" and "command_path"; empty in older runs
+    poller: PollerTiming | None  # None in older runs
 
     @classmethod
     def from_json(cls, data: Json) -> EndToEnd:
+        poller = data.get("poller")
         return cls(
             command_mix=data["command_mix"],
             command_path=ServerRun.from_json(data["command_path"]),
             with_projections=ServerRun.from_json(data["with_projections"]),
             lag=ProjectionLag.from_json(data["lag"]),
+            idle_cpu={
+                key: IdleCpu.from_json(data[key]["idle_cpu"])
+                for key in ("with_projections", "command_path")
+                if "idle_cpu" in data[key]
+            },
+            poller=PollerTiming.from_json(poller) if poller else None,
         )
 
 

@@ -13,8 +13,19 @@ from orders_core.tables import ALL_TABLES, KeyType, TableSpec
 
 _ATTRIBUTE_TYPES = {"S": dynamodb.AttributeType.STRING, "N": dynamodb.AttributeType.NUMBER}
 
-# Actions by intent, so grants read as what a function does.
+# Actions by intent, so grants read as what a function does. Read models and the control table are
+# used through the read store (orders_core/readmodels/dynamodb.py), whose calls are: get_many =
+# BatchGetItem; put_next_version, put_if_newer = conditional PutItem; add_contribution =
+# conditional UpdateItem; delete_if = conditional DeleteItem; query_partition, query_index = Query;
+# delete_partition_prefix = Scan + BatchWriteItem. It never calls GetItem.
 READ_ACTIONS = ("dynamodb:GetItem", "dynamodb:Query", "dynamodb:BatchGetItem")
+# The events table's gap fill (orders_core/store/dynamodb.py): read_commits and
+# read_commits_covering are Query, read_commit (a cross-stream view's first commit) is GetItem.
+GAP_FILL_ACTIONS = ("dynamodb:Query", "dynamodb:GetItem")
+# Applying commits to a read model, any generation (orders_core.projections.*): get_many,
+# put_next_version, put_if_newer, add_contribution, query_partition. Called by the projector and by
+# the admin function's replay of parked commits. No delete: dropping a generation is the worker's.
+APPLY_ACTIONS = ("dynamodb:BatchGetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:Query")
 WRITE_ACTIONS = (
     "dynamodb:PutItem",
     "dynamodb:UpdateItem",
@@ -24,15 +35,35 @@ WRITE_ACTIONS = (
     "dynamodb:BatchGetItem",
     "dynamodb:Query",
 )
-# The rebuild worker on a read model: what a projection does, plus the Scan that finds a retired or
-# abandoned generation's rows to delete.
+# The rebuild worker on a read model: applying a generation (APPLY_ACTIONS), plus the Scan and
+# BatchWriteItem that delete a retired or abandoned generation's rows (delete_partition_prefix).
+# WRITE_ACTIONS also carries GetItem and DeleteItem, which the worker's code does not call today.
 REBUILD_ACTIONS = (*WRITE_ACTIONS, "dynamodb:Scan")
-# The control table (orders_core.projections.control, orders_core.rebuild.runs) through the read
-# store's calls: get_many is BatchGetItem, put_if_newer/put_next_version are conditional PutItems,
-# query_partition is Query.
+# The control table (orders_core.projections.control, .parking, orders_core.rebuild.runs) through
+# the read store's calls.
 CONTROL_READ_ACTIONS = ("dynamodb:GetItem", "dynamodb:BatchGetItem")  # which generation readers use
-CONTROL_LIVE_ACTIONS = (*CONTROL_READ_ACTIONS, "dynamodb:PutItem")  # + lag and rebuild markers
-CONTROL_ACTIONS = (*CONTROL_LIVE_ACTIONS, "dynamodb:Query")  # + claims, switches, runs, progress
+CONTROL_ACTIONS = (*CONTROL_READ_ACTIONS, "dynamodb:PutItem", "dynamodb:Query")  # claims, runs, progress
+# The projector (orders_core.projections.fanout, .live, .parking): control and parked rows
+# (ControlStore.control, ParkingLot.stream: BatchGetItem), rebuild markers and its heartbeat
+# (record_marker, record_batch: PutItem), parking a commit (ParkingLot.park: UpdateItem), the
+# streams parked for a read model (ParkingLot.parked: Query). Releasing parked streams is the
+# admin function's.
+PROJECTOR_CONTROL_ACTIONS = (
+    "dynamodb:BatchGetItem",
+    "dynamodb:PutItem",
+    "dynamodb:UpdateItem",
+    "dynamodb:Query",
+)
+# The admin function (orders_core.rebuild.operations, orders_core.projections.operations): runs,
+# control rows and parked rows (BatchGetItem), recording a run and the markers a replay delivers
+# (PutItem), listing runs, progress and parked streams (Query), and releasing a replayed stream
+# (ParkingLot.release: DeleteItem). It parks nothing (no UpdateItem).
+ADMIN_CONTROL_ACTIONS = (
+    "dynamodb:BatchGetItem",
+    "dynamodb:PutItem",
+    "dynamodb:Query",
+    "dynamodb:DeleteItem",
+)
 
 
 def _attribute(key: tuple[str, KeyType]) -> dynamodb.Attribute:

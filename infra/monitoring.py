@@ -1,10 +1,10 @@
-"""Alarms and a dashboard: projection lag and dead letters, function errors and throttles, API 5xx,
-failed or timed-out rebuilds."""
+"""Alarms and a dashboard: the projector's lag, parked commits per read model and dead letters,
+function errors and throttles, API 5xx, failed or timed-out rebuilds."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from aws_cdk import Duration
@@ -20,13 +20,26 @@ from constructs import Construct
 from infra.settings import Settings
 from infra.workflow import ASL_FILE, retry_attempts
 from orders_core.api_routes import FunctionName
+from orders_core.projections.fanout import PROJECTOR
+from orders_core.stream_delivery import SERVICE as PROJECTIONS_SERVICE
+from orders_core.telemetry import DEFAULT_NAMESPACE
+
+# The projector's own metrics (EMF, orders_core.stream_delivery): the stack sets no
+# POWERTOOLS_METRICS_NAMESPACE, so they land in the default namespace.
+PARKED_COMMITS = "ParkedCommits"  # Count; dimensions service, projection (the read model)
+PROJECTION_LAG = "ProjectionLag"  # Milliseconds; dimension service
+EVENTS_PROJECTED = "EventsProjected"  # Count; dimensions service, projection = PROJECTOR
+PROJECTION_FAILURES = "ProjectionFailures"  # Count; dimensions service, projection = PROJECTOR
 
 
 @dataclass(frozen=True)
 class Thresholds:
-    # A projection this far behind the stream is not keeping up (or is stuck retrying a batch).
+    # The projector this far behind the stream is not keeping up (or is stuck retrying a batch).
     iterator_age_minutes: int = 5
-    # Any message on the on-failure queue is a batch the projection gave up on: act on the first.
+    # Any commit a read model parked waits for an operator (`orders failures`, then
+    # `orders replay-failures` once the cause is fixed): act on the first.
+    parked_commits: int = 1
+    # Any message on the on-failure queue is a batch the projector gave up on: act on the first.
     dead_letters: int = 1
     function_errors: int = 1  # unhandled errors per 5 minutes (handled ones are 4xx answers)
     function_throttles: int = 1  # per 5 minutes
@@ -54,7 +67,8 @@ class Monitoring(Construct):
         settings: Settings,
         api: apigwv2.HttpApi,
         api_functions: Mapping[FunctionName, lambda_.IFunction],
-        projections: Mapping[str, lambda_.IFunction],
+        projector: lambda_.IFunction,
+        read_models: Sequence[str],
         dead_letters: sqs.IQueue,
         rebuild: sfn.IStateMachine,
         rebuild_worker: lambda_.IFunction,
@@ -64,9 +78,10 @@ class Monitoring(Construct):
         self.alarms: list[cw.Alarm] = []
         self._prefix = f"orders-{settings.stage}"
         self._thresholds = thresholds
-        functions = _every_function(api_functions, projections, rebuild_worker)
+        functions = _every_function(api_functions, projector, rebuild_worker)
 
-        self._alarm_on_projections(projections, dead_letters)
+        self._alarm_on_projector(projector, dead_letters)
+        self._alarm_on_parked_commits(read_models)
         self._alarm_on_functions(functions)
         self._alarm_on_api(api)
         self._alarm_on_rebuilds(rebuild)
@@ -76,32 +91,41 @@ class Monitoring(Construct):
         self.dashboard = cw.Dashboard(self, "Dashboard", dashboard_name=f"{self._prefix}-overview")
         self.dashboard.add_widgets(*self._api_widgets(api))
         self.dashboard.add_widgets(*self._function_widgets(functions))
-        self.dashboard.add_widgets(*self._projection_widgets(projections, dead_letters))
+        self.dashboard.add_widgets(*self._projection_widgets(projector, read_models, dead_letters))
         self.dashboard.add_widgets(*self._rebuild_widgets(rebuild, rebuild_worker))
 
     # -- alarms ------------------------------------------------------------------------------------
 
-    def _alarm_on_projections(
-        self, projections: Mapping[str, lambda_.IFunction], dead_letters: sqs.IQueue
-    ) -> None:
+    def _alarm_on_projector(self, projector: lambda_.IFunction, dead_letters: sqs.IQueue) -> None:
         minutes = self._thresholds.iterator_age_minutes
-        for name, function in projections.items():
-            self._alarm(
-                f"{_camel(name)}IteratorAge",
-                function.metric("IteratorAge", statistic="Maximum", period=ONE_MINUTE),
-                threshold=Duration.minutes(minutes).to_milliseconds(),
-                evaluation_periods=3,
-                comparison=cw.ComparisonOperator.GREATER_THAN_THRESHOLD,
-                problem=f"projection {name} is more than {minutes} minutes behind the events stream",
-            )
+        self._alarm(
+            "ProjectorIteratorAge",
+            _iterator_age(projector),
+            threshold=Duration.minutes(minutes).to_milliseconds(),
+            evaluation_periods=3,
+            comparison=cw.ComparisonOperator.GREATER_THAN_THRESHOLD,
+            problem=f"the projector is more than {minutes} minutes behind the events stream "
+            "(every read model waits: a store out of reach, or the function failing)",
+        )
         self._alarm(
             "DeadLetters",
             dead_letters.metric_approximate_number_of_messages_visible(
                 statistic="Maximum", period=ONE_MINUTE
             ),
             threshold=self._thresholds.dead_letters,
-            problem="a projection gave up on stream records (see the on-failure queue)",
+            problem="the projector gave up on stream records (see the on-failure queue)",
         )
+
+    def _alarm_on_parked_commits(self, read_models: Sequence[str]) -> None:
+        for name in read_models:
+            self._alarm(
+                f"{_camel(name)}ParkedCommits",
+                parked_commits(name),
+                threshold=self._thresholds.parked_commits,
+                problem=f"read model {name} parked commits it failed on (its other streams and the "
+                f"other read models go on). Run `orders failures --projection {name}` to see the "
+                f"streams and the error, fix the cause, then `orders replay-failures --projection {name}`",
+            )
 
     def _alarm_on_functions(self, functions: Mapping[str, lambda_.IFunction]) -> None:
         usual = self._thresholds.function_errors
@@ -221,19 +245,36 @@ class Monitoring(Construct):
 
     @staticmethod
     def _projection_widgets(
-        projections: Mapping[str, lambda_.IFunction], dead_letters: sqs.IQueue
+        projector: lambda_.IFunction, read_models: Sequence[str], dead_letters: sqs.IQueue
     ) -> list[cw.IWidget]:
         return [
             cw.GraphWidget(
-                title="Projection iterator age (ms)",
-                left=[
-                    f.metric("IteratorAge", statistic="Maximum", period=ONE_MINUTE, label=n)
-                    for n, f in projections.items()
+                title="Projector iterator age and lag (ms)",
+                left=[_iterator_age(projector, label="iterator age (max)")],
+                right=[
+                    _projector_metric(PROJECTION_LAG, statistic="Maximum", label="lag (max)"),
+                    _projector_metric(PROJECTION_LAG, statistic="p99", label="lag (p99)"),
                 ],
             ),
             cw.GraphWidget(
-                title="On-failure queue depth",
-                left=[dead_letters.metric_approximate_number_of_messages_visible(period=ONE_MINUTE)],
+                title="Parked commits by read model",
+                left=[parked_commits(name, label=name) for name in read_models],
+            ),
+            cw.GraphWidget(
+                title="Projector: events projected, failures, on-failure queue",
+                left=[
+                    _projector_metric(
+                        EVENTS_PROJECTED, projection=PROJECTOR, statistic="Sum", label="events projected"
+                    )
+                ],
+                right=[
+                    _projector_metric(
+                        PROJECTION_FAILURES, projection=PROJECTOR, statistic="Sum", label="failures"
+                    ),
+                    dead_letters.metric_approximate_number_of_messages_visible(
+                        period=ONE_MINUTE, label="on-failure queue"
+                    ),
+                ],
             ),
         ]
 
@@ -267,15 +308,49 @@ class Monitoring(Construct):
 
 def _every_function(
     api_functions: Mapping[FunctionName, lambda_.IFunction],
-    projections: Mapping[str, lambda_.IFunction],
+    projector: lambda_.IFunction,
     rebuild_worker: lambda_.IFunction,
 ) -> dict[str, lambda_.IFunction]:
     """Every function, by the name its alarms and graphs show."""
     return {
         **{str(name): function for name, function in api_functions.items()},
-        **{f"projection-{name}": function for name, function in projections.items()},
+        "projector": projector,
         "rebuild_worker": rebuild_worker,
     }
+
+
+def parked_commits(read_model: str, *, label: str | None = None) -> cw.Metric:
+    """Commits the read model parked, per 5 minutes (the projector emits it when it parks any)."""
+    return _projector_metric(
+        PARKED_COMMITS, projection=read_model, statistic="Sum", period=FIVE_MINUTES, label=label
+    )
+
+
+def _projector_metric(
+    name: str,
+    *,
+    statistic: str,
+    projection: str | None = None,
+    period: Duration = ONE_MINUTE,
+    label: str | None = None,
+) -> cw.Metric:
+    # EMF metrics match on their whole dimension set: exactly the ones the projector writes.
+    dimensions = {"service": PROJECTIONS_SERVICE}
+    if projection is not None:
+        dimensions["projection"] = projection
+    return cw.Metric(
+        namespace=DEFAULT_NAMESPACE,
+        metric_name=name,
+        dimensions_map=dimensions,
+        statistic=statistic,
+        period=period,
+        label=label,
+    )
+
+
+def _iterator_age(projector: lambda_.IFunction, *, label: str | None = None) -> cw.Metric:
+    """How old the last record of each batch was when the event source mapping read it."""
+    return projector.metric("IteratorAge", statistic="Maximum", period=ONE_MINUTE, label=label)
 
 
 def _camel(name: str) -> str:

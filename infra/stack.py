@@ -62,6 +62,8 @@ class OrdersStack(Stack):
             control=control,
             read_tables=read_tables,
         )
+        # One projector for every registered read model: one reader of the events stream (of the
+        # two DynamoDB Streams serves per shard; the other is kept for the change feed).
         self.projections = Projections(
             self,
             "Projections",
@@ -86,7 +88,10 @@ class OrdersStack(Stack):
             "Admin",
             settings=settings,
             layers=self.layers,
+            events=events,
             control=control,
+            # Replaying parked commits writes the read models the projector feeds, and no other.
+            read_tables=self.projections.tables,
             rebuild=self.rebuild.state_machine,
         )
 
@@ -103,7 +108,8 @@ class OrdersStack(Stack):
             settings=settings,
             api=self.http_api.api,
             api_functions=api_functions,
-            projections=self.projections.functions,
+            projector=self.projections.function,
+            read_models=self.projections.read_models,
             dead_letters=self.projections.dead_letters,
             rebuild=self.rebuild.state_machine,
             rebuild_worker=self.rebuild.worker.function,
@@ -113,7 +119,12 @@ class OrdersStack(Stack):
         CfnOutput(self, "UserPoolId", value=self.auth.user_pool.user_pool_id)
         CfnOutput(self, "UserPoolClientId", value=self.auth.client.user_pool_client_id)
         CfnOutput(self, "EventsTableName", value=events.table_name)
-        CfnOutput(self, "OnFailureQueueUrl", value=self.projections.dead_letters.queue_url)
+        CfnOutput(
+            self,
+            "OnFailureQueueUrl",
+            value=self.projections.dead_letters.queue_url,
+            description="Stream records the projector gave up on (older than 24 h): shard and sequence range",
+        )
         CfnOutput(
             self,
             "RebuildStateMachineArn",

@@ -8,8 +8,8 @@ from typing import Annotated, Any
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
-from aws_lambda_powertools.event_handler.openapi.params import Body, Path
-from pydantic import BaseModel, ConfigDict, StrictStr
+from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
+from pydantic import BaseModel, ConfigDict, Field, StrictStr
 
 from orders_core import composition, web
 
@@ -21,6 +21,11 @@ web.install_problem_handlers(app)
 class StartRebuildBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
     projection: StrictStr
+
+
+class ReplayBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    projection: Annotated[StrictStr, Field(max_length=100)] | None = None
 
 
 def _json(body: Any, status: int = 200) -> Response[str]:
@@ -53,6 +58,20 @@ def list_projections() -> Response[str]:
     web.require_operator(app)
     now_ms = int(time.time() * 1000)
     return _json({"projections": composition.root().rebuild_operations.projections(now_ms)})
+
+
+@app.get("/admin/failures")
+def list_failures(projection: Annotated[str | None, Query(max_length=100)] = None) -> Response[str]:
+    web.require_operator(app)
+    parked = composition.root().parked_commits.parked(projection)
+    return _json({"parked": [p.to_json() for p in parked]})
+
+
+@app.post("/admin/failures/replay")
+def replay_failures(body: Annotated[ReplayBody, Body()]) -> Response[str]:
+    web.require_operator(app)
+    outcomes = composition.root().parked_commits.replay(body.projection)
+    return _json({"replayed": [o.to_json() for o in outcomes]})
 
 
 @logger.inject_lambda_context(clear_state=True)

@@ -1,7 +1,10 @@
-"""Projection function: adapter from a DynamoDB Streams batch to one read model.
+"""Projector function: adapter from the events stream's batches to every registered read model.
 
-The batch is applied as a whole (orders_core.stream_delivery), then Powertools' BatchProcessor
-reports each record that failed, so Lambda retries from the first failure.
+The one reader of the events table's stream that read models use (DynamoDB Streams serves two
+readers per shard; the other is kept for the outbound change feed). The batch goes to each read
+model (orders_core.stream_delivery, orders_core.projections.fanout); a read model that fails on a
+commit parks it; Powertools' BatchProcessor reports the records to deliver again only when
+parking itself failed.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import 
 
 from orders_core import composition, stream_delivery
 from orders_core.projections.base import Projection
-from orders_core.projections.live import LiveProjection
+from orders_core.projections.fanout import Projector
 
 logger = Logger(service=stream_delivery.SERVICE)
 
@@ -39,21 +42,22 @@ def handle_batch(event: dict[str, Any], context: Any, target: Projection) -> dic
     )
 
 
-def handle_live(event: dict[str, Any], context: Any, target: LiveProjection) -> dict[str, Any]:
+def handle_stream(event: dict[str, Any], context: Any, target: Projector) -> dict[str, Any]:
     response = handle_batch(event, context, target)
+    stream_delivery.report_parking(target.last_deliveries, logger)
     stream_delivery.record_lag(event.get("Records", []), target)
     return response
 
 
-def handler_for(target: LiveProjection) -> Callable[[dict[str, Any], Any], dict[str, Any]]:
-    """A Lambda-shaped handler bound to one projection (the local run has them all in one process)."""
+def handler_for(target: Projector) -> Callable[[dict[str, Any], Any], dict[str, Any]]:
+    """A Lambda-shaped handler bound to one projector (the local run and tests build their own)."""
 
     def handle(event: dict[str, Any], context: Any) -> dict[str, Any]:
-        return handle_live(event, context, target)
+        return handle_stream(event, context, target)
 
     return handle
 
 
 @logger.inject_lambda_context(clear_state=True)
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    return handle_live(event, context, composition.root().live_projection())
+    return handle_stream(event, context, composition.root().projector)

@@ -122,6 +122,14 @@ def product_inventory(product_id: Annotated[str, Path()]) -> Response[str]:
     return _json(stock, version=stock["revision"])
 
 
+@app.get("/analytics/products/<product_id>")
+def product_sales(product_id: Annotated[str, Path()]) -> Response[str]:
+    web.require_operator(app)
+    orders.check_product_id(product_id)
+    figures = composition.root().reports.product_sales(product_id)
+    return _json(figures, version=figures["revision"])
+
+
 @app.get("/customers/me/summary")
 def my_summary() -> Response[str]:
     summary = composition.root().reports.customer_summary(web.caller(app).user_id)

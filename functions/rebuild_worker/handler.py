@@ -11,6 +11,7 @@ from orders_core.rebuild.steps import RebuildSteps
 
 logger = Logger(service="orders-rebuild")
 
+
 def dispatch(event: dict[str, Any], target: RebuildSteps) -> dict[str, Any]:
     step = event.get("step")
     rebuild_id = str(event["rebuild_id"])

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from types import FrameType
 
+from orders_core.projections.registry import NAMES
 from orders_local import operator_cli
 from orders_local.system import DEFAULT_CORS_ORIGINS, CannotListen, LocalSystem, PortInUse
 from orders_local.tokens import issue_token, load_or_create_secret
@@ -31,7 +32,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.error("the subject must not be empty")
     if args.command == "serve":
         return _serve(args)
-    if args.command in ("rebuild", "rebuilds", "projections"):
+    if args.command in ("rebuild", "rebuilds", "projections", "failures", "replay-failures"):
         return operator_cli.run(args)
     return _token(args)
 
@@ -75,7 +76,8 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"Tables          {tables}")
         print(f"CORS origins    {', '.join(cors_origins)} (from {cors_source})")
         if system.workers is not None:
-            print(f"Projections     {', '.join(system.workers.pollers)} (following the events stream)")
+            print(f"Read models     {', '.join(NAMES)} (one projector follows the events stream)")
+            print("Parked commits  orders failures; orders replay-failures [--projection NAME]")
             print(f"Failed batches  {system.workers.failure_queue_url}")
         print("Get a token     orders token --customer alice   (or: orders token --operator)")
         print(

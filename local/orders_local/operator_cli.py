@@ -1,4 +1,5 @@
-"""Operator commands: `orders rebuild`, `orders rebuilds`, `orders projections`.
+"""Operator commands: `orders rebuild`, `orders rebuilds`, `orders projections`, `orders failures`,
+`orders replay-failures`.
 
 They talk to the admin API over HTTP, so the same commands work against `orders serve` and a
 deployed stack (`--api https://... --token "$TOKEN"`).
@@ -67,7 +68,9 @@ def add_commands(commands: Any) -> None:
             "ends. Readers keep the current generation until the switch; a failed run changes nothing."
         ),
     )
-    rebuild.add_argument("projection", help="customer_orders, sales_analytics, inventory or customer_summary")
+    rebuild.add_argument(
+        "projection", help="customer_orders, sales_analytics, inventory, customer_summary or product_sales"
+    )
     rebuild.add_argument("--no-wait", action="store_true", help="start it and return at once")
     rebuild.add_argument("--timeout", type=float, default=3600, help="give up waiting after so many seconds")
     common(rebuild)
@@ -84,6 +87,28 @@ def add_commands(commands: Any) -> None:
     )
     common(projections)
 
+    failures = commands.add_parser(
+        "failures",
+        help="list commits a read model parked (it failed on them)",
+        description=(
+            "List what each read model parked: the stream, the versions held back (the first one failed, "
+            "the later ones wait behind it) and the error. Fix the cause, then run 'orders replay-failures'."
+        ),
+    )
+    failures.add_argument("--projection", help="only this read model")
+    common(failures)
+
+    replay = commands.add_parser(
+        "replay-failures",
+        help="apply parked commits again, after the cause is fixed",
+        description=(
+            "Apply every parked commit again, stream by stream in version order, to the read model that "
+            "parked it; what goes through is released, what fails again stays parked with its new error."
+        ),
+    )
+    replay.add_argument("--projection", help="only this read model")
+    common(replay)
+
 
 def run(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
     token = args.token or issue_token("operator", operator=True, secret=load_or_create_secret())
@@ -93,6 +118,10 @@ def run(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
             return _rebuild(client, args, out)
         if args.command == "rebuilds":
             return _list_runs(client, out)
+        if args.command == "failures":
+            return _list_failures(client, args.projection, out)
+        if args.command == "replay-failures":
+            return _replay_failures(client, args.projection, out)
         return _list_projections(client, out)
     except ApiError as error:
         print(f"orders {args.command}: {error}", file=sys.stderr)
@@ -196,11 +225,43 @@ def _list_runs(client: AdminClient, out: TextIO) -> int:
 
 def _list_projections(client: AdminClient, out: TextIO) -> int:
     projections = client.call("GET", "/admin/projections")["projections"]
-    rows = [["PROJECTION", "ACTIVE GENERATION", "BUILDING", "LAG", "LAST BATCH"]]
+    rows = [["PROJECTION", "ACTIVE GENERATION", "BUILDING", "LAG", "LAST BATCH", "PARKED"]]
     for p in projections:
         lag = "-" if p["lag_ms"] is None else f"{p['lag_ms'] / 1000:.1f}s"
         last = "-" if p["last_batch_seconds_ago"] is None else f"{p['last_batch_seconds_ago']}s ago"
         building = f"{p['building_generation']} ({p['rebuild_id']})" if p["building_generation"] else "-"
-        rows.append([p["projection"], str(p["active_generation"]), building, lag, last])
+        parked = str(p.get("parked_streams") or "-")
+        rows.append([p["projection"], str(p["active_generation"]), building, lag, last, parked])
     _table(rows, out)
     return 0
+
+
+def _list_failures(client: AdminClient, projection: str | None, out: TextIO) -> int:
+    query = f"?projection={projection}" if projection else ""
+    parked = client.call("GET", f"/admin/failures{query}")["parked"]
+    if not parked:
+        print("Nothing parked: every read model is applying every commit.", file=out)
+        return 0
+    rows = [["PROJECTION", "STREAM", "VERSIONS", "PARKED AT", "ERROR"]]
+    for p in parked:
+        versions = ", ".join(str(v) for v in p["versions"])
+        rows.append([p["projection"], p["stream_id"], versions, p["last_parked_at"][:19], p["error"][:80]])
+    _table(rows, out)
+    print(f"{len(parked)} stream(s) parked; after fixing the cause: orders replay-failures", file=out)
+    return 0
+
+
+def _replay_failures(client: AdminClient, projection: str | None, out: TextIO) -> int:
+    body = {"projection": projection} if projection else {}
+    outcomes = client.call("POST", "/admin/failures/replay", body)["replayed"]
+    if not outcomes:
+        print("Nothing parked: nothing to replay.", file=out)
+        return 0
+    rows = [["PROJECTION", "STREAM", "VERSIONS", "RESULT"]]
+    for o in outcomes:
+        result = "replayed" if o["replayed"] else f"still parked: {(o['error'] or '')[:80]}"
+        rows.append([o["projection"], o["stream_id"], ", ".join(str(v) for v in o["versions"]), result])
+    _table(rows, out)
+    failed = sum(1 for o in outcomes if not o["replayed"])
+    print(f"{len(outcomes) - failed} stream(s) replayed, {failed} still parked", file=out)
+    return 1 if failed else 0

@@ -1,17 +1,16 @@
-"""One stream poller per projection: the local stand-in for the projections' event source mappings."""
+"""The projector's stream poller: the local stand-in for the stack's one event source mapping
+that feeds every read model (functions/projections, orders_core.projections.fanout)."""
 
 from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Sequence
 from typing import Any
 
 import boto3
 from projections.handler import handler_for
 
 from orders_core import composition
-from orders_core.projections.registry import NAMES
 from orders_local.stream_poller import (
     DynamoDBCheckpointStore,
     PollerSettings,
@@ -22,8 +21,13 @@ from orders_local.stream_poller import (
 
 logger = logging.getLogger(__name__)
 
-# As the stack configures the event source mappings (see infra/): batches of 100, 5 retries, bisect.
-SETTINGS = PollerSettings(batch_size=100, maximum_retry_attempts=5, poll_interval_seconds=0.1)
+# As the stack configures the event source mapping (infra/projections.py): batches of 100, 5
+# retries, bisect. No batching window here: the local run keeps a command visible in its view
+# within half a second; an idle stream is polled at most every 0.25 s.
+SETTINGS = PollerSettings(
+    batch_size=100, maximum_retry_attempts=5, poll_interval_seconds=0.05, idle_poll_max_seconds=0.25
+)
+POLLER_NAME = "projector"
 
 
 class ProjectionWorkers:
@@ -34,16 +38,14 @@ class ProjectionWorkers:
         events_table: str,
         checkpoint_table: str,
         failure_queue: str,
-        names: Sequence[str] = NAMES,
         settings: PollerSettings = SETTINGS,
     ) -> None:
         self._endpoint_url = endpoint_url
         self._events_table = events_table
         self._checkpoint_table = checkpoint_table
         self._failure_queue = failure_queue
-        self._names = tuple(names)
         self._settings = settings
-        self.pollers: dict[str, StreamPoller] = {}
+        self.poller: StreamPoller | None = None
         self.failure_queue_url = ""
 
     def start(self) -> None:
@@ -55,26 +57,23 @@ class ProjectionWorkers:
             dynamodb.create_table(**checkpoint_table_request(self._checkpoint_table))
         self.failure_queue_url = sqs.create_queue(QueueName=self._failure_queue)["QueueUrl"]
         stream_arn = dynamodb.describe_table(TableName=self._events_table)["Table"]["LatestStreamArn"]
-        checkpoints = DynamoDBCheckpointStore(dynamodb, self._checkpoint_table)
-        for name in self._names:
-            poller = StreamPoller(
-                f"projection-{name}",
-                streams_client=streams,
-                stream_arn=stream_arn,
-                handler=handler_for(composition.root().live_projection(name)),
-                checkpoints=checkpoints,
-                on_failure=sqs_on_failure(sqs, self.failure_queue_url),
-                settings=self._settings,
-            )
-            poller.start()
-            self.pollers[name] = poller
-            logger.info("projection %s follows %s", name, stream_arn)
+        self.poller = StreamPoller(
+            POLLER_NAME,
+            streams_client=streams,
+            stream_arn=stream_arn,
+            handler=handler_for(composition.root().projector),
+            checkpoints=DynamoDBCheckpointStore(dynamodb, self._checkpoint_table),
+            on_failure=sqs_on_failure(sqs, self.failure_queue_url),
+            settings=self._settings,
+        )
+        self.poller.start()
+        logger.info("the projector follows %s for every read model", stream_arn)
 
     def drain(self, timeout: float = 10.0) -> None:
-        for poller in self.pollers.values():
-            poller.drain(timeout)
+        if self.poller is not None:
+            self.poller.drain(timeout)
 
     def stop(self) -> None:
-        for poller in self.pollers.values():
-            poller.stop()
-        self.pollers = {}
+        if self.poller is not None:
+            self.poller.stop()
+        self.poller = None

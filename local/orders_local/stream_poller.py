@@ -175,6 +175,9 @@ class PollerSettings:
     bisect_batch_on_function_error: bool = True
     report_batch_item_failures: bool = True
     poll_interval_seconds: float = 0.2
+    # An empty poll stretches the wait up to this (x1.5 each time), so an idle stream costs
+    # next to nothing; the first records bring the wait back to poll_interval_seconds.
+    idle_poll_max_seconds: float = 0.2
     starting_position: Literal["TRIM_HORIZON", "LATEST"] = "TRIM_HORIZON"
     retry_delay_seconds: float = 0.0
 
@@ -187,6 +190,8 @@ class PollerSettings:
             raise ValueError("starting_position must be TRIM_HORIZON or LATEST")
         if self.poll_interval_seconds <= 0 or self.retry_delay_seconds < 0:
             raise ValueError("poll_interval_seconds must be > 0 and retry_delay_seconds >= 0")
+        if self.idle_poll_max_seconds < self.poll_interval_seconds:
+            raise ValueError("idle_poll_max_seconds must be >= poll_interval_seconds")
 
 
 @dataclass
@@ -315,8 +320,8 @@ class StreamPoller:
         delay = interval
         while not self._stopping.is_set():
             try:
-                self.poll_once()
-                delay = interval
+                handled = self.poll_once()
+                delay = interval if handled else min(delay * 1.5, self._settings.idle_poll_max_seconds)
             except Exception:
                 # The thread is the only consumer of the stream: it must outlive any fault.
                 logger.exception("stream poller %s failed; retrying in %.1f s", self.name, delay)

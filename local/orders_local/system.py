@@ -263,6 +263,8 @@ class LocalSystem:
         self._set_env("REBUILD_BUCKET", bucket)
         self._set_env("REBUILD_EXPORT_POLL_SECONDS", os.environ.get("REBUILD_EXPORT_POLL_SECONDS", "1"))
         self._set_env("REBUILD_RETIRE_DELAY_SECONDS", os.environ.get("REBUILD_RETIRE_DELAY_SECONDS", "2"))
+        # A rebuild waits this out between its claim and its export: short, for a local run.
+        self._set_env("PROJECTION_CONTROL_TTL_SECONDS", os.environ.get("PROJECTION_CONTROL_TTL_SECONDS", "1"))
         arn = create_state_machine(
             stepfunctions=boto3.client("stepfunctions", endpoint_url=self.endpoint_url),
             dynamodb=boto3.client("dynamodb", endpoint_url=self.endpoint_url),

@@ -74,6 +74,13 @@ def test_commands_cost_what_the_design_promises(small_run: tuple[dict[str, Any],
     assert s["new_order"]["ours"]["total_requests"] < s["new_order"]["naive"]["total_requests"]
 
 
+def test_the_benchmark_covers_every_registered_read_model() -> None:
+    from orders_core.projections.registry import NAMES
+
+    assert render.PROJECTION_NAMES == NAMES  # a new read model needs its place in the benchmark
+    assert set(render.SUMMARY_PROJECTIONS) < set(NAMES)
+
+
 def test_projections_write_less_than_the_naive_projection_and_more_than_the_limit(
     small_run: tuple[dict[str, Any], str, float],
 ) -> None:
@@ -84,11 +91,57 @@ def test_projections_write_less_than_the_naive_projection_and_more_than_the_limi
     assert busy["limit"]["read_requests"] == 0 and busy["naive"]["read_requests"] == 0
     quiet = p["quiet"]["per_100_records"]
     assert p["quiet"]["batch_size"] == 1 and p["busy"]["batch_size"] == 100
-    # One record per batch: every batch pays the control read and the lag write
+    # One record per batch: every batch pays each summary's recompute alone
     assert quiet["ours"]["total_requests"] > busy["ours"]["total_requests"]
     for mode in ("busy", "quiet"):
-        assert set(p[mode]["projections"]) == set(render.PROJECTION_NAMES)
+        assert tuple(p[mode]["projections"]) == render.PROJECTION_NAMES  # every read model, in order
         assert p[mode]["workload"]["events"] > p[mode]["workload"]["records"] > 0
+        for name, cost in p[mode]["projections"].items():
+            # Each read model has requests of its own, and the naive and the limit write its rows
+            assert cost["ours"]["write_requests"] > 0 and cost["naive"]["write_requests"] > 0, (mode, name)
+            assert cost["limit"]["write_requests"] > 0, (mode, name)
+
+
+def test_the_projectors_shared_work_is_counted_on_its_own_line_and_in_the_total(
+    small_run: tuple[dict[str, Any], str, float],
+) -> None:
+    p = small_run[0]["projections"]
+    for mode in ("busy", "quiet"):
+        delivery = p[mode]
+        shared = delivery["projector"]
+        # The lists of parked streams (a Query per read model) and the heartbeat: the control table
+        assert set(shared["ours"]["requests"]) == {"Query", "PutItem"}, mode
+        parts = [cost["ours"]["total_requests"] for cost in delivery["projections"].values()]
+        total = delivery["per_100_records"]["ours"]["total_requests"]
+        assert total == pytest.approx(sum(parts) + shared["ours"]["total_requests"], abs=0.05), mode
+    quiet = p["quiet"]
+    records, batches, gap = quiet["workload"]["records"], quiet["batches"], quiet["batch_gap_seconds"]
+    assert batches == records  # one record per batch
+
+    def sent(per_100_records: float) -> int:
+        return round(per_100_records * records / 100)
+
+    seconds = batches * gap  # on the bench clock
+    # Cached, not per batch: the heartbeat at most once a minute, each control row once per 10 s
+    heartbeats = sent(quiet["projector"]["ours"]["requests"]["PutItem"])
+    assert 1 <= heartbeats <= seconds / quiet["projector"]["heartbeat_seconds"] + 1
+    control_reads = sent(quiet["projections"]["product_sales"]["ours"]["requests"]["BatchGetItem"])
+    assert 1 <= control_reads <= seconds / quiet["projector"]["control_ttl_seconds"] + 1 < batches
+
+
+def test_a_summary_reads_more_as_its_day_fills_up(small_run: tuple[dict[str, Any], str, float]) -> None:
+    growth = small_run[0]["projections"]["summary_growth"]
+    assert set(growth["points"]) == {"sales_analytics", "product_sales"}
+    for name, points in growth["points"].items():
+        first, last = points
+        assert (first["order"], last["order"]) == (100, growth["orders"]), name
+        # The partition holds every order of the day so far and the summary: the fill is complete
+        assert [point["partition_rows"] for point in points] == [101, growth["orders"] + 1], name
+        # One more order: one contribution, one Query of the whole partition, one summary write
+        assert first["cost"]["requests"] == {"UpdateItem": 1, "PutItem": 1, "Query": 1}, name
+        assert first["cost"]["bytes_read"] == pytest.approx(first["partition_bytes"], rel=0.01), name
+        # Not flat yet (ADR 11): the read units grow with the partition
+        assert last["cost"]["read_units"] > first["cost"]["read_units"] >= 1, name
 
 
 def test_cold_start_and_sizes_are_measured_for_every_function(
@@ -115,6 +168,12 @@ def test_end_to_end_and_rebuild_produce_figures(small_run: tuple[dict[str, Any],
             assert level["ours"]["per_second"] > 0 and level["raw_puts"]["per_second"] > 0
             assert level["ratio"] > 0
     assert 0 < e["lag"]["p50_ms"] <= e["lag"]["p99_ms"]
+    assert e["lag"]["target_p99_ms"] == 500
+    assert e["lag"]["orders_placed_before"] > 0  # the day the summaries re-read is not empty
+    for key in ("with_projections", "command_path"):
+        idle = e[key]["idle_cpu"]
+        assert idle["seconds"] > 0 and idle["percent_of_one_core"] >= 0 and idle["target_percent"] == 5
+    assert e["poller"]["poll_interval_ms"] <= e["poller"]["idle_poll_max_ms"]
     r = results["rebuild"]
     assert r["events"] >= 2_000 and r["events_per_second"] > 0
 
@@ -142,6 +201,11 @@ def test_the_page_shows_every_section_and_names_the_two_largest_gaps(
         "## 3. Projection cost",
         "## 4. Cold start",
         "## 5. Local end-to-end",
+        "**Idle CPU**",
+        "Target p99 ≤ 500 ms",
+        "The target is not reached",
+        "projector (shared)",
+        "all five + projector",
         "## 6. Rebuild throughput",
         "## 7. On paper",
         "## Gaps to the limits",

@@ -68,6 +68,20 @@ def test_contributions_apply_once_per_source(store: ReadStore) -> None:
     assert set(row["applied"]) == {"1", "4", "5"}
 
 
+def test_a_row_is_deleted_only_if_nothing_was_added_since_it_was_read(store: ReadStore) -> None:
+    key = ("parked#inventory", "order-a")
+    assert store.add_contribution(key, sources=["3"], counters={"count": 1}, fields={"error": "boom"})
+    assert store.add_contribution(key, sources=["5"], counters={"count": 1}, fields={})
+
+    # A reader that saw one addition cannot delete the row that has two now
+    assert not store.delete_if(key, counter="count", equals=1)
+    assert key in store.get_many([key])
+    assert store.delete_if(key, counter="count", equals=2)
+    assert store.get_many([key]) == {}
+    # Gone rows are not deleted twice
+    assert not store.delete_if(key, counter="count", equals=2)
+
+
 def test_a_partition_reads_back_whole(store: ReadStore) -> None:
     for n in range(30):
         store.add_contribution(("1#day", f"order#{n:03}"), sources=["1"], counters={"total": n}, fields={})
@@ -130,6 +144,7 @@ OPERATIONS: dict[str, tuple[list[str], Callable[[ReadStore], Any]]] = {
         ["update_item"],
         lambda store: store.add_contribution(KEY, sources=["1"], counters={"n": 1}, fields={}),
     ),
+    "delete_if": (["delete_item"], lambda store: store.delete_if(KEY, counter="n", equals=1)),
     "query_partition": (["query"], lambda store: store.query_partition("1#a")),
     "query_index": (["query"], lambda store: store.query_index("1#alice", limit=3)),
     "delete_partition_prefix": (

@@ -31,8 +31,8 @@ def _expected_acknowledgments(synthesized: Synthesized) -> set[tuple[str, str]]:
         stack.admin_api.handler.role,
         rebuild.worker.role,
         rebuild.state_machine.role,
+        stack.projections.handler.role,
     ]
-    roles += [f.role for f in stack.projections.functions.values() if f.role]
     bucket, events, state_machine = (
         synthesized.logical_id(c) for c in (rebuild.bucket, stack.event_store.events, rebuild.state_machine)
     )

@@ -1,4 +1,5 @@
-"""Alarms on what needs a person: lag, dead letters, errors, throttles, 5xx; plus a dashboard."""
+"""Alarms on what needs a person: lag, parked commits, dead letters, errors, throttles, 5xx; plus a
+dashboard."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import json
 from typing import Any
 
 from infra.monitoring import expected_worker_errors
+from infra.projections import registered_projections
 from infra.workflow import ASL_FILE, retry_attempts
 from tests.infra.helpers import Synthesized
 
@@ -27,16 +29,39 @@ def _function_refs(synthesized: Synthesized, functions: list[Any]) -> list[dict[
     return sorted(({"Ref": synthesized.logical_id(f)} for f in functions), key=str)
 
 
-def test_iterator_age_alarm_per_projection(synthesized: Synthesized) -> None:
-    alarms = _alarms(synthesized, "IteratorAge")
-    projections = list(synthesized.stack.projections.functions.values())
-    assert sorted((_dimension(a, "FunctionName") for a in alarms), key=str) == _function_refs(
-        synthesized, projections
-    )
+def test_iterator_age_alarm_on_the_projector(synthesized: Synthesized) -> None:
+    (alarm,) = _alarms(synthesized, "IteratorAge")
+    assert alarm["Namespace"] == "AWS/Lambda"
+    assert _dimension(alarm, "FunctionName") == {
+        "Ref": synthesized.logical_id(synthesized.stack.projections.function)
+    }
+    assert alarm["Statistic"] == "Maximum"
+    assert alarm["ComparisonOperator"] == "GreaterThanThreshold"
+    assert alarm["Threshold"] == 5 * 60 * 1000
+
+
+def test_parked_commits_alarm_per_read_model(synthesized: Synthesized) -> None:
+    alarms = _alarms(synthesized, "ParkedCommits")
+    names = [p.name for p in registered_projections()]
+    # One per read model (product_sales too, once registered), each on its own.
+    assert set(names) >= {"customer_orders", "sales_analytics", "inventory", "customer_summary"}
+    assert sorted(_dimension(a, "projection") for a in alarms) == sorted(names)
     for alarm in alarms:
-        assert alarm["Statistic"] == "Maximum"
-        assert alarm["ComparisonOperator"] == "GreaterThanThreshold"
-        assert alarm["Threshold"] == 5 * 60 * 1000
+        name = _dimension(alarm, "projection")
+        # The projector's EMF metric: exactly its dimension set, or the alarm watches nothing.
+        assert alarm["Namespace"] == "Orders"
+        assert sorted(d["Name"] for d in alarm["Dimensions"]) == ["projection", "service"]
+        assert _dimension(alarm, "service") == "orders-projections"
+        assert alarm["Statistic"] == "Sum"
+        assert alarm["Period"] == 300
+        assert alarm["EvaluationPeriods"] == 1
+        assert alarm["Threshold"] == 1
+        assert alarm["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
+        assert alarm["TreatMissingData"] == "notBreaching"
+        description = alarm["AlarmDescription"]
+        assert name in description
+        assert "orders failures" in description
+        assert description.index("orders failures") < description.index("orders replay-failures")
 
 
 def test_dead_letter_depth_alarm(synthesized: Synthesized) -> None:
@@ -96,11 +121,42 @@ def test_dashboard(synthesized: Synthesized) -> None:
     body = json.dumps(dashboard["Properties"]["DashboardBody"])
     for title in (
         "API requests and errors",
-        "Projection iterator age (ms)",
+        "Projector iterator age and lag (ms)",
+        "Parked commits by read model",
         "Rebuild executions",
         "Rebuild worker",
     ):
         assert title in body, title
+    # ParkedCommits of every read model, and the projector's lag, as the projector emits them.
+    graphs = {w["properties"].get("title"): _graphed(w) for w in _dashboard_widgets(dashboard)}
+    assert sorted(graphs["Parked commits by read model"], key=str) == sorted(
+        (
+            ("Orders", "ParkedCommits", {"service": "orders-projections", "projection": p.name})
+            for p in registered_projections()
+        ),
+        key=str,
+    )
+    assert ("Orders", "ProjectionLag", {"service": "orders-projections"}) in graphs[
+        "Projector iterator age and lag (ms)"
+    ]
+
+
+def _graphed(widget: dict[str, Any]) -> list[tuple[str, str, dict[str, str]]]:
+    """(namespace, metric, dimensions) of each line of a graph."""
+    lines = []
+    for line in widget["properties"].get("metrics", []):
+        values = [v for v in line if not isinstance(v, dict)]
+        namespace, name, *dimensions = values
+        lines.append((namespace, name, dict(zip(dimensions[::2], dimensions[1::2], strict=True))))
+    return lines
+
+
+def _dashboard_widgets(dashboard: dict[str, Any]) -> list[dict[str, Any]]:
+    """The dashboard body's widgets, references to resources shown as "<ref>"."""
+    separator, parts = dashboard["Properties"]["DashboardBody"]["Fn::Join"]
+    body = str(separator).join(part if isinstance(part, str) else "<ref>" for part in parts)
+    widgets: list[dict[str, Any]] = json.loads(body)["widgets"]
+    return widgets
 
 
 def test_alarm_topic_is_optional(synthesized: Synthesized, context: dict[str, Any]) -> None:

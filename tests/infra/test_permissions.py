@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import pytest
-
 from infra.dynamodb import (
     CONTROL_ACTIONS,
-    CONTROL_LIVE_ACTIONS,
     CONTROL_READ_ACTIONS,
     READ_ACTIONS,
     REBUILD_ACTIONS,
-    WRITE_ACTIONS,
 )
 from infra.projections import registered_projections
 from orders_core.tables import PROJECTIONS_CONTROL, READ_MODEL_TABLES, SNAPSHOTS
@@ -93,8 +89,8 @@ def _state_machine_role(synthesized: Synthesized) -> str:
 
 def test_every_function_has_its_own_role(synthesized: Synthesized) -> None:
     roles = list(_function_roles(synthesized).values())
-    # command, query, admin, rebuild worker, one per projection
-    assert len(roles) == len(set(roles)) == 4 + len(PROJECTION_NAMES)
+    # command, query, admin, rebuild worker, projector (one for every read model)
+    assert len(roles) == len(set(roles)) == 5
     assert _state_machine_role(synthesized) not in roles
 
 
@@ -166,56 +162,93 @@ def test_the_projections_are_the_registered_ones() -> None:
     assert set(PROJECTION_NAMES) >= REQUIRED_PROJECTIONS | {"customer_summary"}
 
 
-@pytest.mark.parametrize("name", PROJECTION_NAMES)
-def test_projection_role_writes_only_its_own_table_and_the_control_table(
-    synthesized: Synthesized, name: str
-) -> None:
-    events, reads = _ids(synthesized)
-    control = _id(synthesized, PROJECTIONS_CONTROL)
-    projection = {p.name: p for p in registered_projections()}[name]
-    statements = _statements(synthesized, synthesized.stack.projections.functions[name])
-    own = reads[projection.table.key]
-    assert actions_on(statements, own) == set(WRITE_ACTIONS)
-    for other in set(reads.values()) - {own}:
-        assert actions_on(statements, other) == set(), f"{name} may touch another read model"
-    # The control row on every batch, its lag and the rebuild markers: no Query, no delete.
-    assert actions_on(statements, control) == set(CONTROL_LIVE_ACTIONS)
-    assert actions_on(statements, _id(synthesized, SNAPSHOTS)) == set()
-    # The events table: gap-fill reads and the stream, never a write.
-    assert actions_on(statements, events) == {
-        "dynamodb:Query",
-        "dynamodb:GetItem",
-        "dynamodb:DescribeStream",
-        "dynamodb:GetRecords",
-        "dynamodb:GetShardIterator",
-    }
-    writing = [s for s in statements if s.actions & DYNAMODB_WRITES]
-    assert {target for s in writing for target, _ in s.targets()} == {own, control}
-    assert not [a for a in all_actions(statements) if a.startswith(("s3:", "states:", "lambda:"))]
+# What the read store (orders_core/readmodels/dynamodb.py) sends when a read model applies commits:
+# get_many, put_next_version / put_if_newer, add_contribution, query_partition. No GetItem (it
+# batches), no delete (a generation is dropped by the rebuild worker).
+APPLY = {"dynamodb:BatchGetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:Query"}
+# Gap fill on the events table: read_commits (Query), read_commit (GetItem).
+GAP_FILL = {"dynamodb:Query", "dynamodb:GetItem"}
+# What Lambda's event source mapping needs to read the stream (granted by the CDK on the stream ARN;
+# ListStreams has no resource-level permission).
+STREAM_READS = {"dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator"}
+# The projector on the control table: control and parked rows (get_many), rebuild markers and its
+# heartbeat (put_if_newer), parking a commit (add_contribution), the parked streams (query_partition).
+PROJECTOR_CONTROL = {"dynamodb:BatchGetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:Query"}
 
 
-@pytest.mark.parametrize("name", PROJECTION_NAMES)
-def test_projection_role_may_send_to_the_on_failure_queue(synthesized: Synthesized, name: str) -> None:
-    queue = synthesized.logical_id(synthesized.stack.projections.dead_letters)
-    statements = _statements(synthesized, synthesized.stack.projections.functions[name])
-    assert "sqs:SendMessage" in actions_on(statements, queue)
-    assert {a for a in all_actions(statements) if a.startswith("sqs:")} <= {
-        "sqs:SendMessage",
-        "sqs:GetQueueAttributes",
-        "sqs:GetQueueUrl",
-    }
+def _registered_tables(synthesized: Synthesized) -> set[str]:
+    return {_id(synthesized, p.table) for p in registered_projections()}
 
 
-def test_admin_role_manages_runs_and_starts_only_the_rebuild(synthesized: Synthesized) -> None:
+def test_projector_role_holds_exactly_what_its_code_calls(synthesized: Synthesized) -> None:
     stack = synthesized.stack
+    events = synthesized.logical_id(stack.event_store.events)
+    control = _id(synthesized, PROJECTIONS_CONTROL)
+    queue = synthesized.logical_id(stack.projections.dead_letters)
+    statements = _statements(synthesized, stack.projections.function)
+    tables = _registered_tables(synthesized)
+    assert tables == {_id(synthesized, spec) for spec in READ_MODEL_TABLES}
+    assert permissions(statements, prefix="dynamodb:") == {
+        # Gap fill, then the stream (its ARN is the table's StreamArn attribute).
+        *((action, _arn(events)) for action in GAP_FILL),
+        *((action, f"<{events}.StreamArn>") for action in STREAM_READS),
+        ("dynamodb:ListStreams", "*"),
+        # Every read model it feeds, every generation: apply commits, nothing else.
+        *((action, _arn(table)) for table in tables for action in APPLY),
+        # Releasing parked streams (DeleteItem) is the admin function's.
+        *((action, _arn(control)) for action in PROJECTOR_CONTROL),
+    }
+    # The on-failure destination, and the baseline: nothing else (no S3, Step Functions, Lambda).
+    assert permissions(statements, prefix="sqs:") <= {
+        (a, _arn(queue)) for a in ("sqs:SendMessage", "sqs:GetQueueAttributes", "sqs:GetQueueUrl")
+    }
+    assert ("sqs:SendMessage", _arn(queue)) in permissions(statements, prefix="sqs:")
+    others = {a for a in all_actions(statements) if not a.startswith(("dynamodb:", "sqs:"))}
+    assert others == BASELINE
+
+
+def test_projector_never_writes_the_events_snapshots_or_indexes(synthesized: Synthesized) -> None:
+    events = synthesized.logical_id(synthesized.stack.event_store.events)
+    control = _id(synthesized, PROJECTIONS_CONTROL)
+    statements = _statements(synthesized, synthesized.stack.projections.function)
+    assert actions_on(statements, events) & DYNAMODB_WRITES == set()
+    assert actions_on(statements, _id(synthesized, SNAPSHOTS)) == set()
+    assert not [r for _, r in permissions(statements) if "/index/" in r]
+    writing = {target for s in statements if s.actions & DYNAMODB_WRITES for target, _ in s.targets()}
+    assert writing == _registered_tables(synthesized) | {control}
+    # No delete anywhere: a read model's row is never removed by the live path, and parked streams
+    # are released by the admin function after a replay.
+    assert not {"dynamodb:DeleteItem", "dynamodb:BatchWriteItem"} & set(all_actions(statements))
+
+
+def test_admin_role_manages_runs_replays_parked_commits_and_starts_only_the_rebuild(
+    synthesized: Synthesized,
+) -> None:
+    stack = synthesized.stack
+    events = synthesized.logical_id(stack.event_store.events)
     control = _id(synthesized, PROJECTIONS_CONTROL)
     state_machine = synthesized.logical_id(stack.rebuild.state_machine)
     statements = _statements(synthesized, stack.admin_api.function)
-    assert permissions(statements, prefix="dynamodb:") == {(a, _arn(control)) for a in CONTROL_ACTIONS}
+    control_actions = {
+        "dynamodb:BatchGetItem",  # control rows, runs, parked streams (get_many)
+        "dynamodb:PutItem",  # runs, markers a replay delivers (put_if_newer)
+        "dynamodb:Query",  # runs, progress, parked streams (query_partition)
+        "dynamodb:DeleteItem",  # a replayed stream released (delete_if)
+    }
+    assert permissions(statements, prefix="dynamodb:") == {
+        *((action, _arn(control)) for action in control_actions),
+        # A replay reads the parked commits (and fills gaps) and applies them to the read models.
+        *((action, _arn(events)) for action in GAP_FILL),
+        *((action, _arn(table)) for table in _registered_tables(synthesized) for action in APPLY),
+    }
+    assert actions_on(statements, events) & DYNAMODB_WRITES == set()
+    assert actions_on(statements, _id(synthesized, SNAPSHOTS)) == set()
     # states:StartExecution on the rebuild state machine (its Ref is its ARN), and nothing else of
     # Step Functions: no stop, no describe, no other state machine.
     assert permissions(statements, prefix="states:") == {("states:StartExecution", f"<{state_machine}>")}
-    assert set(all_actions(statements)) == BASELINE | set(CONTROL_ACTIONS) | {"states:StartExecution"}
+    assert set(all_actions(statements)) == BASELINE | control_actions | GAP_FILL | APPLY | {
+        "states:StartExecution"
+    }
 
 
 def test_only_the_admin_function_starts_rebuilds(synthesized: Synthesized) -> None:

@@ -154,10 +154,18 @@ def test_admin_settings(synthesized: Synthesized) -> None:
     stack = synthesized.stack
     function = _properties(synthesized, stack.admin_api.function)
     assert function["Handler"] == "admin_api.handler.lambda_handler"
+    # Replaying parked commits reads the events table and writes the read models.
     assert function["Environment"]["Variables"] == {
+        EVENTS.env_var: {"Ref": synthesized.logical_id(stack.event_store.events)},
         PROJECTIONS_CONTROL.env_var: {"Ref": synthesized.logical_id(stack.read_models.control)},
+        **{
+            spec.env_var: {"Ref": synthesized.logical_id(stack.read_models.table(spec))}
+            for spec in READ_MODEL_TABLES
+        },
         "REBUILD_STATE_MACHINE_ARN": {"Ref": synthesized.logical_id(stack.rebuild.state_machine)},
     }
+    # As long as the HTTP API waits for it (30 s): a replay runs within the request.
+    assert function["Timeout"] == 29
 
 
 def test_outputs_name_the_state_machine_and_the_bucket(synthesized: Synthesized) -> None:

@@ -17,7 +17,9 @@ from orders_core import composition
 from orders_core.envelope import envelopes_of
 from orders_core.projections.base import Projection
 from orders_core.projections.control import ControlStore
+from orders_core.projections.fanout import Projector
 from orders_core.projections.live import LiveProjection
+from orders_core.projections.parking import ParkingLot
 from orders_core.projections.registry import NAMES, registration
 from orders_core.readmodels.dynamodb import DynamoDBReadStore
 from orders_core.store.dynamodb import DynamoDBEventStore
@@ -45,20 +47,21 @@ class System:
             store = DynamoDBReadStore(self.projection_client, names[found.table.key])
             return found.build(store, events, generation)
 
-        control = ControlStore(DynamoDBReadStore(self.projection_client, names["projections_control"]))
-        self.projections = [LiveProjection(name, control, build) for name in NAMES]
+        control_table = DynamoDBReadStore(self.projection_client, names["projections_control"])
+        self.projections = [LiveProjection(name, ControlStore(control_table), build) for name in NAMES]
+        self.projector = Projector(self.projections, ParkingLot(control_table), now=lambda: "now")
         streams = boto3.client("dynamodbstreams", region_name="us-east-1")
         arn = dynamodb.describe_table(TableName=names["events"])["Table"]["LatestStreamArn"]
+        # One reader of the stream for every read model, as the stack has.
         self.pollers = [
             StreamPoller(
-                f"projection-{p.name}-{uuid.uuid4().hex[:6]}",
+                f"projector-{uuid.uuid4().hex[:6]}",
                 streams_client=streams,
                 stream_arn=arn,
-                handler=handler_for(p),
+                handler=handler_for(self.projector),
                 checkpoints=InMemoryCheckpointStore(),
                 settings=PollerSettings(batch_size=100),
             )
-            for p in self.projections
         ]
 
     def drain(self) -> None:
@@ -162,6 +165,8 @@ def test_read_models_on_dynamodb_equal_a_clean_fold_and_coalesce_writes(system: 
         assert without_revision(models.inventory.get(product)) == expected
     for customer, expected in oracle.customer_summaries(log).items():
         assert without_revision(models.summaries.get(customer)) == expected
+    for product, expected in oracle.product_sales(log).items():
+        assert without_revision(models.product_sales.get(product)) == expected
 
     writes = sum(system.counter.calls[name] for name in WRITES)
     naive = len(log) * len(NAMES)  # one update per event in each projection

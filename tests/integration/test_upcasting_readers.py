@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections import defaultdict
 from decimal import Decimal
 from typing import Any
 
@@ -18,6 +19,7 @@ from orders_core.projections.base import facts
 from orders_core.projections.control import ControlStore
 from orders_core.projections.customer_orders import CustomerOrders
 from orders_core.projections.inventory import Inventory
+from orders_core.projections.product_sales import ProductSales
 from orders_core.projections.registry import REGISTRY
 from orders_core.projections.sales import SalesAnalytics
 from orders_core.queries.orders import OrderQueries
@@ -26,6 +28,7 @@ from orders_core.readmodels.memory import InMemoryReadStore
 from orders_core.store.codec import commit_to_item, item_to_commit
 from orders_core.store.memory import InMemoryEventStore
 from orders_core.store.stream_records import commit_from_stream_record
+from orders_core.tables import CUSTOMER_ORDERS, INVENTORY, PRODUCT_SALES, SALES_ANALYTICS
 from orders_core.web import Caller
 from tests.support import oracle
 from tests.support.orders import context, place_order
@@ -89,18 +92,28 @@ def all_commits(store: InMemoryEventStore) -> list[Commit]:
     return [commit for stream in store.stream_ids() for commit in store.read_commits(stream)]
 
 
-def assert_views_match_the_log(store: InMemoryEventStore, reads: InMemoryReadStore, generation: int) -> None:
+def read_tables() -> defaultdict[str, InMemoryReadStore]:
+    """One store per read model's table, as deployed: inventory and product sales both key by product."""
+    return defaultdict(InMemoryReadStore)
+
+
+def assert_views_match_the_log(
+    store: InMemoryEventStore, tables: dict[str, InMemoryReadStore], generation: int
+) -> None:
     events = envelopes_of(all_commits(store))
-    orders = CustomerOrders(reads, store, generation)
+    orders = CustomerOrders(tables[CUSTOMER_ORDERS.key], store, generation)
     for order_id, expected in oracle.order_views(events).items():
         view = orders.get(order_id)
         assert view is not None and view.to_json() == expected
-    sales = SalesAnalytics(reads, store, generation)
+    sales = SalesAnalytics(tables[SALES_ANALYTICS.key], store, generation)
     for day, expected in oracle.daily_sales(events).items():
         assert {k: v for k, v in (sales.get(day) or {}).items() if k != "revision"} == expected
-    stock = Inventory(reads, generation)
+    stock = Inventory(tables[INVENTORY.key], generation)
     for product, expected in oracle.inventory(events).items():
         assert {k: v for k, v in (stock.get(product) or {}).items() if k != "revision"} == expected
+    products = ProductSales(tables[PRODUCT_SALES.key], generation)
+    for product, expected in oracle.product_sales(events).items():
+        assert {k: v for k, v in (products.get(product) or {}).items() if k != "revision"} == expected
 
 
 def test_the_log_really_holds_every_version(log: InMemoryEventStore) -> None:
@@ -112,15 +125,20 @@ def test_the_log_really_holds_every_version(log: InMemoryEventStore) -> None:
 
 
 def test_projections_fed_by_the_stream_read_every_version(log: InMemoryEventStore) -> None:
-    reads = InMemoryReadStore()
+    tables = read_tables()
     records = [
         {"eventName": "INSERT", "dynamodb": {"NewImage": json.loads(json.dumps(commit_to_item(c)))}}
         for c in all_commits(log)
     ]
     commits = [c for c in (commit_from_stream_record(r) for r in records) if c is not None]
-    for projection in (CustomerOrders(reads, log), SalesAnalytics(reads, log), Inventory(reads)):
+    for projection in (
+        CustomerOrders(tables[CUSTOMER_ORDERS.key], log),
+        SalesAnalytics(tables[SALES_ANALYTICS.key], log),
+        Inventory(tables[INVENTORY.key]),
+        ProductSales(tables[PRODUCT_SALES.key]),
+    ):
         assert projection.process(commits) == {}
-    assert_views_match_the_log(log, reads, generation=1)
+    assert_views_match_the_log(log, tables, generation=1)
 
 
 def test_the_rebuild_input_export_items_is_upcast_like_the_stream(log: InMemoryEventStore) -> None:
@@ -131,10 +149,12 @@ def test_the_rebuild_input_export_items_is_upcast_like_the_stream(log: InMemoryE
         (item_to_commit(json.loads(line)["Item"]) for line in lines),
         key=lambda c: (c.stream_id, c.first_version),
     )
-    reads = InMemoryReadStore()
+    tables = read_tables()
     for registration in REGISTRY.values():
-        assert registration.build(reads, log, 2).process(decoded) == {}, registration.name
-    assert_views_match_the_log(log, reads, generation=2)
+        assert registration.build(tables[registration.table.key], log, 2).process(decoded) == {}, (
+            registration.name
+        )
+    assert_views_match_the_log(log, tables, generation=2)
 
 
 OPERATOR = Caller(user_id="ops", is_operator=True)

@@ -187,6 +187,15 @@ def test_queries_see_commands_within_about_a_second(server: tuple[str, dict[str,
     status, _, sales = request(f"{api}/analytics/sales/{day}", headers=ops)
     assert status == 200 and sales["total_orders"] >= 1
     assert any(p["product_id"] == "sku-tea" for p in sales["top_products"])
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        status, headers, tea_sales = request(f"{api}/analytics/products/sku-tea", headers=ops)
+        if status == 200:
+            break
+        time.sleep(0.1)
+    assert status == 200 and headers["ETag"] == f'"{tea_sales["revision"]}"'
+    assert (tea_sales["units_sold"], tea_sales["revenue"], tea_sales["order_count"]) == (3, "12.00", 1)
+    assert request(f"{api}/analytics/products/sku-tea", headers=carol)[0] == 403
 
 
 def test_the_openapi_document_is_served(server: tuple[str, dict[str, str]]) -> None:

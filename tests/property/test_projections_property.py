@@ -27,6 +27,7 @@ from orders_core.domain.orders import (
 from orders_core.envelope import envelopes_of
 from orders_core.projections.customer_orders import CustomerOrders
 from orders_core.projections.inventory import Inventory
+from orders_core.projections.product_sales import ProductSales
 from orders_core.projections.sales import SalesAnalytics
 from orders_core.readmodels.memory import InMemoryReadStore
 from orders_core.store.memory import InMemoryEventStore
@@ -135,20 +136,24 @@ def check_history(history: list[tuple[Any, ...]], gaps: list[int], seed: int, sh
     log = [e for stream in events.stream_ids() for e in envelopes_of(events.read_commits(stream))]
 
     flaky = FlakyReadStore(InMemoryReadStore(), rng, probability=0.15)
-    views, sales, stock = (
+    # Inventory and product sales both key their rows by product: each has a table of its own.
+    flaky_products = FlakyReadStore(InMemoryReadStore(), rng, probability=0.15)
+    views, sales, stock, products = (
         CustomerOrders(flaky, events),
         SalesAnalytics(flaky, events),
         Inventory(flaky),
+        ProductSales(flaky_products),
     )
 
     def calm_down(invocation: int) -> None:
         if invocation > 300:
-            flaky.probability = 0.0  # faults end, as outages do; delivery must then converge
+            # faults end, as outages do; delivery must then converge
+            flaky.probability = flaky_products.probability = 0.0
 
-    for projection in (views, sales, stock):
-        flaky.probability = 0.15
+    for projection in (views, sales, stock, products):
+        flaky.probability = flaky_products.probability = 0.15
         deliver(records, projection, rng, on_round=calm_down)
-    flaky.probability = 0.0
+    flaky.probability = flaky_products.probability = 0.0
 
     expected_views = oracle.order_views(log)
     assert {o: views.get(o).to_json() for o in expected_views} == expected_views  # type: ignore[union-attr]
@@ -158,4 +163,7 @@ def check_history(history: list[tuple[Any, ...]], gaps: list[int], seed: int, sh
     for product, expected in oracle.inventory(log).items():
         actual = stock.get(product)
         assert actual is not None and {k: v for k, v in actual.items() if k != "revision"} == expected
-    return flaky.injected
+    for product, expected in oracle.product_sales(log).items():
+        actual = products.get(product)
+        assert actual is not None and {k: v for k, v in actual.items() if k != "revision"} == expected
+    return flaky.injected + flaky_products.injected

@@ -17,7 +17,6 @@ from rebuild_worker import handler as worker
 from command_api import handler as commands
 from orders_core import composition
 from orders_core.envelope import envelopes_of
-from orders_core.projections.registry import NAMES
 from orders_core.store.dynamodb import DynamoDBEventStore
 from orders_core.tables import ALL_TABLES, EVENTS
 from orders_local.moto_server import install_dynamodb_write_lock
@@ -38,16 +37,16 @@ class LocalStack:
         self.events = DynamoDBEventStore(dynamodb, names[EVENTS.key])
         streams = boto3.client("dynamodbstreams", region_name="us-east-1")
         arn = dynamodb.describe_table(TableName=names[EVENTS.key])["Table"]["LatestStreamArn"]
+        # One reader of the stream for every read model, as the stack has.
         self.pollers = {
-            name: StreamPoller(
-                f"live-{name}-{uuid.uuid4().hex[:6]}",
+            "projector": StreamPoller(
+                f"projector-{uuid.uuid4().hex[:6]}",
                 streams_client=streams,
                 stream_arn=arn,
-                handler=handler_for(composition.root().live_projection(name)),
+                handler=handler_for(composition.root().projector),
                 checkpoints=InMemoryCheckpointStore(),
                 settings=PollerSettings(batch_size=100, poll_interval_seconds=0.05),
             )
-            for name in NAMES
         }
 
     def call(self, method: str, path: str, **kwargs: Any) -> tuple[int, Any]:
@@ -85,6 +84,8 @@ def local_stack(dynamodb: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Loca
     monkeypatch.setenv("REBUILD_BUCKET", bucket)
     monkeypatch.setenv("REBUILD_EXPORT_POLL_SECONDS", "1")
     monkeypatch.setenv("REBUILD_RETIRE_DELAY_SECONDS", "1")
+    # A rebuild waits out how long projectors cache the control row: keep it short here.
+    monkeypatch.setenv("PROJECTION_CONTROL_TTL_SECONDS", "0.5")
     arn = create_state_machine(
         stepfunctions=boto3.client("stepfunctions", region_name="us-east-1"),
         dynamodb=dynamodb,

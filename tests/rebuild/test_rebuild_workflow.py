@@ -70,6 +70,9 @@ def assert_views_equal_a_fold_of_the_log(stack: LocalStack) -> None:
         assert {k: v for k, v in (views.inventory.get(product) or {}).items() if k != "revision"} == expected
     for customer, expected in oracle.customer_summaries(log).items():
         assert {k: v for k, v in (views.summaries.get(customer) or {}).items() if k != "revision"} == expected
+    for product, expected in oracle.product_sales(log).items():
+        figures = views.product_sales.get(product) or {}
+        assert {k: v for k, v in figures.items() if k != "revision"} == expected, product
 
 
 def test_rebuilding_every_read_model_under_live_traffic_loses_and_doubles_nothing(
@@ -90,6 +93,10 @@ def test_rebuilding_every_read_model_under_live_traffic_loses_and_doubles_nothin
         while not stop.is_set():
             write_history(local_stack, random.Random(n), orders=1)
             n += 1
+            # Live traffic, not a flood: on one in-process moto the one projector applies every
+            # read model in turn and summaries still re-read their partition (ADR 11), so a
+            # writer at full speed would outrun it and no catch-up could ever finish.
+            stop.wait(0.05)
 
     def keep_querying() -> None:
         while not stop.is_set():

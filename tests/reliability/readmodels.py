@@ -18,6 +18,7 @@ class Expected:
     sales: dict[str, dict[str, Any]]
     inventory: dict[str, dict[str, Any]]
     summaries: dict[str, dict[str, Any]]
+    product_sales: dict[str, dict[str, Any]]
 
     @classmethod
     def of(cls, log: list[EventEnvelope]) -> Expected:
@@ -26,11 +27,18 @@ class Expected:
             sales=oracle.daily_sales(log),
             inventory=oracle.inventory(log),
             summaries=oracle.customer_summaries(log),
+            product_sales=oracle.product_sales(log),
         )
 
     @property
     def rows(self) -> int:
-        return len(self.orders) + len(self.sales) + len(self.inventory) + len(self.summaries)
+        return (
+            len(self.orders)
+            + len(self.sales)
+            + len(self.inventory)
+            + len(self.summaries)
+            + len(self.product_sales)
+        )
 
 
 def _without_revision(row: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -44,6 +52,7 @@ def differences(
     sales: Lookup,
     inventory: Lookup,
     summary: Lookup,
+    product_sales: Lookup,
     limit: int = 10,
 ) -> list[str]:
     """Rows of the read models that differ from the fold (at most `limit` of them, described)."""
@@ -53,6 +62,7 @@ def differences(
         ("sales", expected.sales, sales),
         ("inventory", expected.inventory, inventory),
         ("summary", expected.summaries, summary),
+        ("product sales", expected.product_sales, product_sales),
     ]
     for kind, rows, lookup in checks:
         for key, want in rows.items():

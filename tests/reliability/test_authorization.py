@@ -92,9 +92,12 @@ EXPECTED: dict[str, tuple[int, int, int]] = {
     "GET /analytics/sales/{date}": (403, 403, 200),
     "GET /inventory/{product_id}": (403, 403, 200),
     "GET /customers/me/summary": (200, 404, 404),  # the other two have no orders (yet)
+    "GET /analytics/products/{product_id}": (403, 403, 200),
     "GET /admin/rebuilds": (403, 403, 200),
     "GET /admin/rebuilds/{rebuild_id}": (403, 403, 404),  # no such rebuild: past the role check
     "GET /admin/projections": (403, 403, 200),
+    "GET /admin/failures": (403, 403, 200),
+    "POST /admin/failures/replay": (403, 403, 200),  # nothing parked: replays nothing
     "POST /admin/rebuilds": (403, 403, 422),  # unknown projection: past the role check, starts nothing
     "POST /orders/{order_id}/items": (200, 404, 404),  # only the owner adds items
     "POST /orders/{order_id}/cancel": (200, 404, 200),
@@ -147,6 +150,7 @@ def world(api_server: Cluster) -> World:
     for path, token in (
         (f"/analytics/sales/{probe.day}", tokens["operator"]),
         (f"/inventory/{ALICE_PRODUCT}", tokens["operator"]),
+        (f"/analytics/products/{ALICE_PRODUCT}", tokens["operator"]),
         ("/customers/me/summary", tokens["owner"]),
     ):
         deadline = time.monotonic() + 10
@@ -166,6 +170,7 @@ def _request(world: World, route_key: str, order: str) -> tuple[str, str, Any]:
         "POST /inventory/{product_id}/stock": {"quantity": 1},
         "PUT /inventory/{product_id}/reorder-level": {"reorder_level": 2},
         "POST /admin/rebuilds": {"projection": "no-such-projection"},
+        "POST /admin/failures/replay": {},
     }
     path = (
         path.replace("{order_id}", order)
@@ -222,9 +227,15 @@ def test_every_route_for_every_kind_of_caller(world: World) -> None:
                 world.fresh_order() if mutates else shared_order,
             )
 
-    figures.record(SECTION, "route x caller cells (17 routes x 11 kinds of caller)", cells["cells"])
     figures.record(
-        SECTION, "forged/expired/malformed tokens answered 401", f"{cells['401']} of {17 * len(FORGED)}"
+        SECTION,
+        f"route x caller cells ({len(EXPECTED)} routes x {len(FORGED) + len(ROLES)} kinds of caller)",
+        cells["cells"],
+    )
+    figures.record(
+        SECTION,
+        "forged/expired/malformed tokens answered 401",
+        f"{cells['401']} of {len(EXPECTED) * len(FORGED)}",
     )
     figures.record(SECTION, "cells not as expected", len(mismatches))
     figures.record(SECTION, "another customer's data shown", len(leaked))

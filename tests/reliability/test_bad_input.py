@@ -286,6 +286,14 @@ CASES = [
         operator=True,
         field="product_id",
     ),
+    Case(
+        "path traversal in a product id to read",
+        "GET",
+        "/analytics/products/..%2F..%2Fsales%2F2026-01-01",
+        422,
+        operator=True,
+        field="product_id",
+    ),
     Case("path traversal in a query id", "GET", "/orders/..%2Fcustomers%2Fme", 404),
     Case("another customer's list through traversal", "GET", "/customers/..%2Fbob/orders", 404),
     # -- headers and query strings

@@ -144,6 +144,7 @@ def _read_models_converge(cluster: Cluster, expected: Expected) -> tuple[float, 
             sales=lambda day: get(f"/analytics/sales/{day}", op),
             inventory=lambda product: get(f"/inventory/{product}", op),
             summary=summary,
+            product_sales=lambda product: get(f"/analytics/products/{product}", op),
         )
         elapsed = time.monotonic() - started
         if not found or elapsed > CONVERGE_TIMEOUT_SECONDS:

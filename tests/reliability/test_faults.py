@@ -36,7 +36,9 @@ from orders_core.domain.orders import (
 )
 from orders_core.envelope import format_timestamp
 from orders_core.projections.control import ControlStore
+from orders_core.projections.fanout import Projector
 from orders_core.projections.live import LiveProjection
+from orders_core.projections.parking import ParkingLot
 from orders_core.projections.registry import NAMES, registration
 from orders_core.readmodels.dynamodb import DynamoDBReadStore
 from orders_core.store.dynamodb import DynamoDBEventStore
@@ -163,7 +165,11 @@ class ReadSide:
         return LiveProjection(name, self.control, build)
 
     def poller(self, name: str, delivery: Delivery, *, retry_delay: float = 0.0) -> StreamPoller:
-        handle = handler_for(self.live(name))
+        # The projector with this one read model: store faults are delivered again, never parked.
+        parking = ParkingLot(DynamoDBReadStore(self.client, self.names[PROJECTIONS_CONTROL.key]))
+        handle = handler_for(
+            Projector([self.live(name)], parking, now=lambda: format_timestamp(datetime.now(UTC)))
+        )
 
         def counting(event: dict[str, Any], context: Any) -> Any:
             delivery.invocations += 1
@@ -219,6 +225,7 @@ class ReadSide:
             sales=clean["sales_analytics"].get,  # type: ignore[attr-defined]
             inventory=clean["inventory"].get,  # type: ignore[attr-defined]
             summary=clean["customer_summary"].get,  # type: ignore[attr-defined]
+            product_sales=clean["product_sales"].get,  # type: ignore[attr-defined]
         )
         return expected, found
 

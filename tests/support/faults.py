@@ -5,15 +5,18 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from orders_core.readmodels.port import ReadStore
+from orders_core.readmodels.port import ReadStore, ReadStoreError
 
 
-class InjectedFault(Exception):
-    pass
+class InjectedFault(ReadStoreError):
+    """A store failure (a throttle, a timeout): the batch is delivered again, nothing is parked."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, "InjectedFault")
 
 
 class FlakyReadStore:
-    WRITES = ("put_next_version", "put_if_newer", "add_contribution")
+    WRITES = ("put_next_version", "put_if_newer", "add_contribution", "delete_if")
     READS = ("get_many", "query_partition", "query_index")
 
     def __init__(self, inner: ReadStore, rng: random.Random, probability: float = 0.1) -> None:

@@ -144,3 +144,49 @@ def customer_summaries(events: list[EventEnvelope]) -> dict[str, dict[str, Any]]
             "lifetime_spend": str(spend.quantize(CENT)),
         }
     return result
+
+
+def product_sales(events: list[EventEnvelope]) -> dict[str, dict[str, Any]]:
+    """Per product ever ordered: units, revenue and orders over the orders placed and not cancelled.
+
+    Revenue is what each line was charged: OrderPlaced's lines their unit price times quantity,
+    ItemAdded's line_total as stored (v1 events had none: unit price times quantity, to the cent)."""
+    charged: dict[str, list[tuple[str, int, Decimal]]] = defaultdict(list)  # order -> (product, qty, total)
+    cancelled: set[str] = set()
+    for e in events:
+        if not e.stream_id.startswith("order-"):
+            continue
+        d = e.data
+        if e.type == "OrderPlaced":
+            for i in d["items"]:
+                quantity = int(i["quantity"])
+                charged[e.stream_id].append((i["product_id"], quantity, Decimal(i["unit_price"]) * quantity))
+        elif e.type == "ItemAdded":
+            quantity = int(d["quantity"])
+            if "line_total" in d:
+                total = Decimal(str(d["line_total"]))
+            else:
+                total = (Decimal(d["unit_price"]) * quantity).quantize(CENT)
+            charged[e.stream_id].append((d["product_id"], quantity, total))
+        elif e.type == "OrderCancelled":
+            cancelled.add(e.stream_id)
+    units: dict[str, int] = defaultdict(int)
+    revenue: dict[str, Decimal] = defaultdict(Decimal)
+    orders: dict[str, set[str]] = defaultdict(set)
+    for order, lines in charged.items():
+        for product, quantity, total in lines:
+            units.setdefault(product, 0)  # ordered, so it has a row; a cancelled order adds nothing to it
+            if order in cancelled:
+                continue
+            units[product] += quantity
+            revenue[product] += total
+            orders[product].add(order)
+    return {
+        p: {
+            "product_id": p,
+            "units_sold": units[p],
+            "revenue": str(revenue[p].quantize(CENT)),
+            "order_count": len(orders[p]),
+        }
+        for p in units
+    }

@@ -5,12 +5,14 @@ from __future__ import annotations
 import copy
 from decimal import Decimal
 
-from projections.handler import handle_live
+from projections.handler import handle_stream
 
 from orders_core.application import CommandContext, CommandService
 from orders_core.domain.orders import ORDER, OrderLine, PlaceOrder, ShippingAddress
 from orders_core.projections.control import ControlStore
+from orders_core.projections.fanout import Projector
 from orders_core.projections.live import LiveProjection
+from orders_core.projections.parking import ParkingLot
 from orders_core.projections.registry import registration
 from orders_core.readmodels.memory import InMemoryReadStore
 from orders_core.store.memory import InMemoryEventStore
@@ -44,7 +46,8 @@ def test_a_poison_record_fails_alone_and_the_rest_of_the_batch_is_applied() -> N
     )
 
     # When the batch is handled
-    response = handle_live({"Records": poisoned}, FakeLambdaContext(), live)
+    projector = Projector([live], ParkingLot(InMemoryReadStore()), now=lambda: "now")
+    response = handle_stream({"Records": poisoned}, FakeLambdaContext(), projector)
 
     # Then only the poison record is reported, and the orders around it are projected
     assert response["batchItemFailures"] == [{"itemIdentifier": poisoned[1]["dynamodb"]["SequenceNumber"]}]

@@ -36,10 +36,13 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "/analytics/sales/{date}", "query_api"),
     Route("GET", "/inventory/{product_id}", "query_api"),
     Route("GET", "/customers/me/summary", "query_api"),
+    Route("GET", "/analytics/products/{product_id}", "query_api"),
     Route("POST", "/admin/rebuilds", "admin_api"),
     Route("GET", "/admin/rebuilds", "admin_api"),
     Route("GET", "/admin/rebuilds/{rebuild_id}", "admin_api"),
     Route("GET", "/admin/projections", "admin_api"),
+    Route("GET", "/admin/failures", "admin_api"),
+    Route("POST", "/admin/failures/replay", "admin_api"),
 )
 
 # Headers browsers may send and read; the deployed API's CORS settings use the same lists.

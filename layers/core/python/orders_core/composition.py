@@ -27,7 +27,10 @@ if TYPE_CHECKING:
     from orders_core.application import CommandService, WarningLog
     from orders_core.projections.base import Projection
     from orders_core.projections.control import ControlStore
+    from orders_core.projections.fanout import Projector
     from orders_core.projections.live import LiveProjection
+    from orders_core.projections.operations import ParkedCommits
+    from orders_core.projections.parking import ParkingLot
     from orders_core.queries.orders import OrderQueries
     from orders_core.queries.read_models import ActiveReadModels
     from orders_core.queries.reports import Reports
@@ -64,7 +67,8 @@ class Settings(BaseModel):
     tables: dict[str, str] = Field(default_factory=dict)
     # Events between snapshots per aggregate type, such as "order=100,product=500" (0: never).
     snapshot_every: dict[str, int] = Field(default_factory=dict, alias="SNAPSHOT_EVERY")
-    projection_name: str | None = Field(default=None, alias="PROJECTION_NAME")
+    # How stale a projector's view of a read model's generations may be (rebuilds wait it out).
+    projection_control_ttl_seconds: float = Field(default=10.0, ge=0, alias="PROJECTION_CONTROL_TTL_SECONDS")
     rebuild_bucket: str | None = Field(default=None, alias="REBUILD_BUCKET")
     rebuild_state_machine_arn: str | None = Field(default=None, alias="REBUILD_STATE_MACHINE_ARN")
     rebuild_export_poll_seconds: int = Field(default=30, ge=1, alias="REBUILD_EXPORT_POLL_SECONDS")
@@ -223,17 +227,52 @@ class Root:
 
         return Reports(self.read_models)
 
-    def live_projection(self, name: str | None = None) -> LiveProjection:
-        """What the stream feeds: the named projection (PROJECTION_NAME by default) at every
-        generation in use."""
+    def live_projection(self, name: str) -> LiveProjection:
+        """A read model as the stream feeds it: at every generation in use."""
         from orders_core.projections.live import LiveProjection
         from orders_core.projections.registry import registration
 
-        name = name or self.settings.projection_name
-        if not name:
-            raise ConfigurationError("environment variable PROJECTION_NAME is not set")
         registration(name)  # fail fast on a name that is not registered
-        return LiveProjection(name, self.control, self.projection)
+        return LiveProjection(
+            name,
+            self.control,
+            self.projection,
+            control_ttl_seconds=self.settings.projection_control_ttl_seconds,
+        )
+
+    @cached_property
+    def parking(self) -> ParkingLot:
+        from orders_core.projections.parking import ParkingLot
+
+        return ParkingLot(self.read_store(PROJECTIONS_CONTROL))
+
+    @cached_property
+    def projector(self) -> Projector:
+        """What the events stream feeds: every registered read model, through one reader."""
+        from orders_core.envelope import format_timestamp
+        from orders_core.projections.fanout import PROJECTOR, Projector
+        from orders_core.projections.registry import NAMES
+
+        control = self.control
+        return Projector(
+            [self.live_projection(name) for name in NAMES],
+            self.parking,
+            now=lambda: format_timestamp(datetime.now(UTC)),
+            heartbeat=lambda at_ms, lag_ms: control.record_batch(PROJECTOR, at_ms=at_ms, lag_ms=lag_ms),
+        )
+
+    @cached_property
+    def parked_commits(self) -> ParkedCommits:
+        from orders_core.projections.operations import ParkedCommits
+        from orders_core.projections.registry import NAMES
+
+        events = self.event_store
+        return ParkedCommits(
+            NAMES,
+            self.parking,
+            self.live_projection,
+            lambda stream_id, version: events.read_commits(stream_id, after_version=version - 1),
+        )
 
     @cached_property
     def rebuild_steps(self) -> RebuildSteps:
@@ -250,8 +289,13 @@ class Root:
             read_store_for=self._read_model_store,
             now=lambda: format_timestamp(datetime.now(UTC)),
             export_poll_seconds=settings.rebuild_export_poll_seconds,
-            retire_delay_seconds=settings.rebuild_retire_delay_seconds,
+            # Longer than readers cache the active generation and projectors their control row.
+            retire_delay_seconds=max(
+                settings.rebuild_retire_delay_seconds, int(settings.projection_control_ttl_seconds) + 1
+            ),
             buckets=settings.rebuild_buckets,
+            # Every projector sees the claim before the export starts.
+            claim_settle_seconds=int(settings.projection_control_ttl_seconds) + 1,
         )
 
     @cached_property
@@ -271,7 +315,9 @@ class Root:
         from orders_core.projections.registry import NAMES
         from orders_core.rebuild.operations import RebuildOperations
 
-        return RebuildOperations(self.control, self.runs, NAMES, self._workflow_starter())
+        return RebuildOperations(
+            self.control, self.runs, NAMES, self._workflow_starter(), parking=self.parking
+        )
 
     def _read_model_store(self, name: str) -> ReadStore:
         from orders_core.projections.registry import registration

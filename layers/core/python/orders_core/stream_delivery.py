@@ -15,6 +15,7 @@ from typing import Any, Protocol
 from orders_core import telemetry
 from orders_core.envelope import Commit
 from orders_core.projections.base import Projection
+from orders_core.projections.fanout import Delivery
 from orders_core.store.stream_records import commit_from_stream_record
 
 SERVICE = "orders-projections"
@@ -60,10 +61,36 @@ def project_records(
 
 
 def record_lag(records: Sequence[StreamRecord], target: LagRecorder) -> None:
-    """How far behind the stream the batch ran (its oldest record's age), for operators."""
+    """How far behind the stream the batch ran (its oldest record's age): a metric, and the
+    target's own (bounded) record for operators."""
     times = [r.get("dynamodb", {}).get("ApproximateCreationDateTime") for r in records]
     known = [float(t) for t in times if t is not None]
-    target.record_lag(int(time.time() * 1000), int(min(known) * 1000) if known else None)
+    now_ms = int(time.time() * 1000)
+    oldest_ms = int(min(known) * 1000) if known else None
+    if oldest_ms is not None:
+        with telemetry.invocation_metrics(SERVICE) as metrics:
+            metrics.milliseconds("ProjectionLag", max(0, now_ms - oldest_ms))
+    target.record_lag(now_ms, oldest_ms)
+
+
+def report_parking(deliveries: Sequence[Delivery], log: ProjectionLog) -> None:
+    """One warning per stream a read model parked, and the ParkedCommits metric per read model
+    (the stack alarms on it)."""
+    for delivery in deliveries:
+        if not delivery.parked:
+            continue
+        with telemetry.invocation_metrics(SERVICE, projection=delivery.projection) as metrics:
+            metrics.count("ParkedCommits", sum(len(v) for v in delivery.parked.values()))
+        for stream_id, versions in delivery.parked.items():
+            log.warning(
+                "commits parked",
+                extra={
+                    "projection": delivery.projection,
+                    "stream_id": stream_id,
+                    "versions": versions,
+                    "error": delivery.errors.get(stream_id, ""),
+                },
+            )
 
 
 def _report(

@@ -88,8 +88,15 @@ SALES_ANALYTICS = TableSpec(key="sales_analytics", partition_key=("pk", "S"), so
 INVENTORY = TableSpec(key="inventory", partition_key=("pk", "S"), sort_key=("sk", "S"))
 
 CUSTOMER_SUMMARY = TableSpec(key="customer_summary", partition_key=("pk", "S"), sort_key=("sk", "S"))
+PRODUCT_SALES = TableSpec(key="product_sales", partition_key=("pk", "S"), sort_key=("sk", "S"))
 
-READ_MODEL_TABLES: tuple[TableSpec, ...] = (CUSTOMER_ORDERS, SALES_ANALYTICS, INVENTORY, CUSTOMER_SUMMARY)
+READ_MODEL_TABLES: tuple[TableSpec, ...] = (
+    CUSTOMER_ORDERS,
+    SALES_ANALYTICS,
+    INVENTORY,
+    CUSTOMER_SUMMARY,
+    PRODUCT_SALES,
+)
 
 # Active generation of each read model, and the record of every rebuild run.
 PROJECTIONS_CONTROL = TableSpec(key="projections_control", partition_key=("pk", "S"), sort_key=("sk", "S"))

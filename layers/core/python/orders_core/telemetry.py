@@ -40,6 +40,9 @@ class InvocationMetrics:
     def count(self, name: str, value: int = 1) -> None:
         self._provider.add_metric(name=name, unit=MetricUnit.Count, value=value)
 
+    def milliseconds(self, name: str, value: float) -> None:
+        self._provider.add_metric(name=name, unit=MetricUnit.Milliseconds, value=value)
+
     def metadata(self, key: str, value: Any) -> None:
         """High-cardinality context (a correlation id): searchable in the log line, not a dimension."""
         self._provider.add_metadata(key=key, value=value)

@@ -114,6 +114,32 @@ class SummarizedPartitions:
         summary = json.dumps(self.summarize(entity, rows))
         self._store.put_if_newer((self._partition(entity), SUMMARY), {"doc": summary}, version=revision(rows))
 
+    def apply_parts(
+        self,
+        parts: Mapping[tuple[str, str], Mapping[int, Contribution]],
+        members: Mapping[tuple[str, str], list[tuple[int, Commit]]],
+        failures: dict[int, Exception],
+    ) -> dict[str, list[tuple[int, Commit]]]:
+        """Apply each (entity, row kind)'s contributions by commit version; the entities touched,
+        with the commits that touched them (failed ones are reported in `failures`)."""
+        touched: dict[str, list[tuple[int, Commit]]] = {}
+        for (entity, row_kind), by_version in parts.items():
+            try:
+                apply_contributions(self._store, (self._partition(entity), row_kind), by_version)
+                touched.setdefault(entity, []).extend(members[(entity, row_kind)])
+            except Exception as error:
+                fail_all(failures, members[(entity, row_kind)], error)
+        return touched
+
+    def refresh_all(
+        self, touched: Mapping[str, list[tuple[int, Commit]]], failures: dict[int, Exception]
+    ) -> None:
+        for entity, who in touched.items():
+            try:
+                self.refresh(entity)
+            except Exception as error:
+                fail_all(failures, who, error)
+
     def get(self, entity: str) -> dict[str, Any] | None:
         key = (self._partition(entity), SUMMARY)
         row = self._store.get_many([key]).get(key)

@@ -15,7 +15,6 @@ from orders_core.projections.contributions import (
     SUMMARY,
     Contribution,
     SummarizedPartitions,
-    apply_contributions,
 )
 from orders_core.readmodels.port import Row
 
@@ -99,13 +98,7 @@ class Inventory(SummarizedPartitions):
                     slot.add(part)
                     members[(product, row_kind)].append((position, commit))
 
-        touched: dict[str, list[tuple[int, Commit]]] = defaultdict(list)
-        for (product, row_kind), by_version in parts.items():
-            try:
-                apply_contributions(self._store, (self._partition(product), row_kind), by_version)
-                touched[product].extend(members[(product, row_kind)])
-            except Exception as error:
-                fail_all(failures, members[(product, row_kind)], error)
+        touched = defaultdict(list, self.apply_parts(parts, members, failures))
         for product, latest in levels.items():
             try:
                 # The level is a value, not a sum: the newest version wins, replays lose.
@@ -117,11 +110,7 @@ class Inventory(SummarizedPartitions):
                 touched[product].extend(latest.commits)
             except Exception as error:
                 fail_all(failures, latest.commits, error)
-        for product, who in touched.items():
-            try:
-                self.refresh(product)
-            except Exception as error:
-                fail_all(failures, who, error)
+        self.refresh_all(touched, failures)
         return failures
 
     def summarize(self, entity: str, rows: Sequence[Row]) -> dict[str, Any]:

@@ -5,11 +5,18 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from orders_core.projections import customer_orders, customer_summary, inventory, sales
+from orders_core.projections import customer_orders, customer_summary, inventory, product_sales, sales
 from orders_core.projections.base import Projection
 from orders_core.readmodels.port import ReadStore
 from orders_core.store.port import EventStore
-from orders_core.tables import CUSTOMER_ORDERS, CUSTOMER_SUMMARY, INVENTORY, SALES_ANALYTICS, TableSpec
+from orders_core.tables import (
+    CUSTOMER_ORDERS,
+    CUSTOMER_SUMMARY,
+    INVENTORY,
+    PRODUCT_SALES,
+    SALES_ANALYTICS,
+    TableSpec,
+)
 
 
 @dataclass(frozen=True)
@@ -31,6 +38,12 @@ REGISTRY: dict[str, Registration] = {
         ),
         # Added later with no change to the write side: backfilled by a rebuild, then live.
         Registration(customer_summary.NAME, CUSTOMER_SUMMARY, customer_summary.CustomerSummary),
+        # Added by registration alone too; backfilled with `orders rebuild product_sales`.
+        Registration(
+            product_sales.NAME,
+            PRODUCT_SALES,
+            lambda store, _events, generation: product_sales.ProductSales(store, generation),
+        ),
     )
 }
 NAMES: tuple[str, ...] = tuple(REGISTRY)

@@ -12,11 +12,12 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from orders_core.projections import customer_orders, customer_summary, inventory, sales
+from orders_core.projections import customer_orders, customer_summary, inventory, product_sales, sales
 from orders_core.projections.control import ControlStore
 from orders_core.projections.customer_orders import CustomerOrders
 from orders_core.projections.customer_summary import CustomerSummary
 from orders_core.projections.inventory import Inventory
+from orders_core.projections.product_sales import ProductSales
 from orders_core.projections.sales import SalesAnalytics
 
 ACTIVE_GENERATION_TTL_SECONDS = 1.0
@@ -67,4 +68,9 @@ class ActiveReadModels:
     @property
     def summaries(self) -> CustomerSummary:
         reader: CustomerSummary = self._current(customer_summary.NAME)
+        return reader
+
+    @property
+    def product_sales(self) -> ProductSales:
+        reader: ProductSales = self._current(product_sales.NAME)
         return reader

@@ -21,6 +21,11 @@ class Reports:
     def customer_summary(self, customer_id: str) -> dict[str, Any]:
         return _found(self._read_models.summaries.get(customer_id), "no orders yet")
 
+    def product_sales(self, product_id: str) -> dict[str, Any]:
+        return _found(
+            self._read_models.product_sales.get(product_id), f"no sales recorded for product {product_id}"
+        )
+
 
 def _found(row: dict[str, Any] | None, missing: str) -> dict[str, Any]:
     if row is None:

@@ -7,7 +7,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from orders_core.readmodels.port import (
     Key,
@@ -51,6 +51,8 @@ def _translated(operation: str) -> Iterator[None]:
         yield
     except ClientError as exc:
         raise ReadStoreError(operation, _code(exc)) from exc
+    except BotoCoreError as exc:  # no answer at all: a timeout, a closed connection
+        raise ReadStoreError(operation, type(exc).__name__) from exc
 
 
 class DynamoDBReadStore:
@@ -91,6 +93,8 @@ class DynamoDBReadStore:
             request["ExpressionAttributeValues"] = {":expected": {"N": str(expected)}}
         try:
             self._client.put_item(**request)
+        except BotoCoreError as exc:
+            raise ReadStoreError("put_next_version", type(exc).__name__) from exc
         except ClientError as exc:
             if _failed_condition(exc):
                 raise VersionConflict(key, expected) from exc
@@ -105,6 +109,8 @@ class DynamoDBReadStore:
                 ConditionExpression="attribute_not_exists(pk) OR version < :version",
                 ExpressionAttributeValues={":version": {"N": str(version)}},
             )
+        except BotoCoreError as exc:
+            raise ReadStoreError("put_if_newer", type(exc).__name__) from exc
         except ClientError as exc:
             if _failed_condition(exc):
                 return False
@@ -145,10 +151,29 @@ class DynamoDBReadStore:
                 ExpressionAttributeNames=names,
                 ExpressionAttributeValues=values,
             )
+        except BotoCoreError as exc:
+            raise ReadStoreError("add_contribution", type(exc).__name__) from exc
         except ClientError as exc:
             if _failed_condition(exc):
                 return False
             raise ReadStoreError("add_contribution", _code(exc)) from exc
+        return True
+
+    def delete_if(self, key: Key, *, counter: str, equals: Number) -> bool:
+        try:
+            self._client.delete_item(
+                TableName=self._table,
+                Key={"pk": {"S": key[0]}, "sk": {"S": key[1]}},
+                ConditionExpression="#counter = :equals",
+                ExpressionAttributeNames={"#counter": counter},
+                ExpressionAttributeValues={":equals": _serializer.serialize(equals)},
+            )
+        except BotoCoreError as exc:
+            raise ReadStoreError("delete_if", type(exc).__name__) from exc
+        except ClientError as exc:
+            if _failed_condition(exc):
+                return False
+            raise ReadStoreError("delete_if", _code(exc)) from exc
         return True
 
     def query_partition(self, pk: str) -> list[Row]:

@@ -54,6 +54,14 @@ class InMemoryReadStore:
             row.update(copy.deepcopy(dict(fields)))
             return True
 
+    def delete_if(self, key: Key, *, counter: str, equals: Number) -> bool:
+        with self._lock:
+            row = self._rows.get(key)
+            if row is None or row.get(counter) != equals:
+                return False
+            del self._rows[key]
+            return True
+
     def query_partition(self, pk: str) -> list[Row]:
         with self._lock:
             rows = [copy.deepcopy(row) for key, row in self._rows.items() if key[0] == pk]

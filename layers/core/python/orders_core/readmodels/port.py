@@ -3,7 +3,8 @@
 Rows live under a (pk, sk) key. Three write rules cover every projection:
 - `put_next_version`: a per-stream row moves only from version `expected` to `version`;
 - `put_if_newer`: a row derived from others is replaced only by a newer derivation;
-- `add_contribution`: commutative counters, applied at most once per source id.
+- `add_contribution`: commutative counters, applied at most once per source id;
+and `delete_if` removes a row only if nobody added to it since it was read.
 """
 
 from __future__ import annotations
@@ -84,6 +85,11 @@ class ReadStore(Protocol):
     ) -> bool:
         """Atomically add `counters`, set `fields` and record `sources` as applied, unless any
         of `sources` was applied before (then change nothing and return False)."""
+        ...
+
+    def delete_if(self, key: Key, *, counter: str, equals: Number) -> bool:
+        """Delete the row if its `counter` is `equals` (nothing was added since it was read);
+        True if deleted, False if the row moved on or is gone."""
         ...
 
     def query_partition(self, pk: str) -> list[Row]:

@@ -15,6 +15,8 @@ from typing import Any
 from orders_core.domain.errors import InvalidCommand, NotFound, RuleViolation
 from orders_core.envelope import format_timestamp
 from orders_core.projections.control import ControlStore
+from orders_core.projections.fanout import PROJECTOR
+from orders_core.projections.parking import ParkingLot
 from orders_core.rebuild.runs import RebuildRun, RunStore
 
 # (rebuild_id, workflow input) -> the execution's ARN
@@ -34,12 +36,14 @@ class RebuildOperations:
         projections: Sequence[str],
         start_execution: StartExecution | None,
         *,
+        parking: ParkingLot | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self._control = control
         self._runs = runs
         self._projections = tuple(projections)
         self._start_execution = start_execution
+        self._parking = parking
         self._clock = clock
 
     def start(self, projection: str) -> RebuildRun:
@@ -78,11 +82,12 @@ class RebuildOperations:
         return self._view(found)
 
     def projections(self, now_ms: int) -> list[dict[str, Any]]:
-        """Every read model: the generation readers use, a rebuild in progress, the live lag."""
+        """Every read model: the generation readers use, a rebuild in progress, how far behind the
+        stream the projector that feeds them all runs, and how many streams it parked."""
         rows = []
+        live = self._control.live(PROJECTOR)
         for name in self._projections:
             state = self._control.control(name)
-            live = self._control.live(name)
             rows.append(
                 {
                     "projection": name,
@@ -91,6 +96,7 @@ class RebuildOperations:
                     "rebuild_id": state.building_rebuild_id,
                     "lag_ms": live["lag_ms"] if live else None,
                     "last_batch_seconds_ago": round((now_ms - live["at_ms"]) / 1000, 1) if live else None,
+                    "parked_streams": len(self._parking.parked(name)) if self._parking else 0,
                 }
             )
         return rows

@@ -68,6 +68,7 @@ class RebuildSteps:
         export_poll_seconds: int = 30,
         retire_delay_seconds: int = 5,
         buckets: int = DEFAULT_BUCKETS,
+        claim_settle_seconds: int = 11,
     ) -> None:
         self._control = control
         self._runs = runs
@@ -81,6 +82,9 @@ class RebuildSteps:
         self._retire_delay_seconds = retire_delay_seconds
         # More buckets, more parallel apply workers: each must finish within Lambda's 15 minutes.
         self._buckets = buckets
+        # Longer than the projectors cache a read model's control row: waited between the claim
+        # and the export, so that every commit after the export time reaches the new generation.
+        self._claim_settle_seconds = claim_settle_seconds
 
     def _run(self, rebuild_id: str) -> RebuildRun:
         run = self._runs.run(rebuild_id)
@@ -110,6 +114,7 @@ class RebuildSteps:
             "export_prefix": export_prefix(rebuild_id),
             "buckets": list(range(self._buckets)),
             "export_poll_seconds": self._export_poll_seconds,
+            "claim_settle_seconds": self._claim_settle_seconds,
             "retire_delay_seconds": self._retire_delay_seconds,
         }
 
