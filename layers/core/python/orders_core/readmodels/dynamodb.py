@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -40,10 +40,6 @@ def _code(exc: ClientError) -> str:
     return str(exc.response.get("Error", {}).get("Code", ""))
 
 
-def _failed_condition(exc: ClientError) -> bool:
-    return _code(exc) == "ConditionalCheckFailedException"
-
-
 @contextmanager
 def _translated(operation: str) -> Iterator[None]:
     """No botocore error leaves this adapter: each becomes a ReadStoreError with its code."""
@@ -53,6 +49,19 @@ def _translated(operation: str) -> Iterator[None]:
         raise ReadStoreError(operation, _code(exc)) from exc
     except BotoCoreError as exc:  # no answer at all: a timeout, a closed connection
         raise ReadStoreError(operation, type(exc).__name__) from exc
+
+
+def _condition_held(operation: str, write: Callable[[], object]) -> bool:
+    """Run a conditional write: False when its condition failed, a ReadStoreError on any other
+    botocore error (as `_translated`)."""
+    try:
+        with _translated(operation):
+            write()
+    except ReadStoreError as error:
+        if error.code == "ConditionalCheckFailedException":
+            return False
+        raise
+    return True
 
 
 class DynamoDBReadStore:
@@ -91,31 +100,20 @@ class DynamoDBReadStore:
         if expected is not None:
             request["ConditionExpression"] = "version = :expected"
             request["ExpressionAttributeValues"] = {":expected": {"N": str(expected)}}
-        try:
-            self._client.put_item(**request)
-        except BotoCoreError as exc:
-            raise ReadStoreError("put_next_version", type(exc).__name__) from exc
-        except ClientError as exc:
-            if _failed_condition(exc):
-                raise VersionConflict(key, expected) from exc
-            raise ReadStoreError("put_next_version", _code(exc)) from exc
+        if not _condition_held("put_next_version", lambda: self._client.put_item(**request)):
+            raise VersionConflict(key, expected)
 
     def put_if_newer(self, key: Key, row: Row, *, version: int) -> bool:
         item = _to_item({**row, "pk": key[0], "sk": key[1], "version": version})
-        try:
-            self._client.put_item(
+        return _condition_held(
+            "put_if_newer",
+            lambda: self._client.put_item(
                 TableName=self._table,
                 Item=item,
                 ConditionExpression="attribute_not_exists(pk) OR version < :version",
                 ExpressionAttributeValues={":version": {"N": str(version)}},
-            )
-        except BotoCoreError as exc:
-            raise ReadStoreError("put_if_newer", type(exc).__name__) from exc
-        except ClientError as exc:
-            if _failed_condition(exc):
-                return False
-            raise ReadStoreError("put_if_newer", _code(exc)) from exc
-        return True
+            ),
+        )
 
     def add_contribution(
         self,
@@ -142,39 +140,29 @@ class DynamoDBReadStore:
             values[f":s{index}"] = {"S": source}
             guards.append(f"NOT contains(#applied, :s{index})")
         expression = "ADD " + ", ".join(adds) + (" SET " + ", ".join(sets) if sets else "")
-        try:
-            self._client.update_item(
+        return _condition_held(
+            "add_contribution",
+            lambda: self._client.update_item(
                 TableName=self._table,
                 Key={"pk": {"S": key[0]}, "sk": {"S": key[1]}},
                 UpdateExpression=expression,
                 ConditionExpression=" AND ".join(guards),
                 ExpressionAttributeNames=names,
                 ExpressionAttributeValues=values,
-            )
-        except BotoCoreError as exc:
-            raise ReadStoreError("add_contribution", type(exc).__name__) from exc
-        except ClientError as exc:
-            if _failed_condition(exc):
-                return False
-            raise ReadStoreError("add_contribution", _code(exc)) from exc
-        return True
+            ),
+        )
 
     def delete_if(self, key: Key, *, counter: str, equals: Number) -> bool:
-        try:
-            self._client.delete_item(
+        return _condition_held(
+            "delete_if",
+            lambda: self._client.delete_item(
                 TableName=self._table,
                 Key={"pk": {"S": key[0]}, "sk": {"S": key[1]}},
                 ConditionExpression="#counter = :equals",
                 ExpressionAttributeNames={"#counter": counter},
                 ExpressionAttributeValues={":equals": _serializer.serialize(equals)},
-            )
-        except BotoCoreError as exc:
-            raise ReadStoreError("delete_if", type(exc).__name__) from exc
-        except ClientError as exc:
-            if _failed_condition(exc):
-                return False
-            raise ReadStoreError("delete_if", _code(exc)) from exc
-        return True
+            ),
+        )
 
     def query_partition(self, pk: str) -> list[Row]:
         request: dict[str, Any] = {
