@@ -12,7 +12,7 @@ model; the projector's shared work (the lists of parked streams, the heartbeat r
 client of its own and is reported on its own line. Two deliveries:
 
 * **busy stream**: the whole backlog in batches of 100 (the stack's batch size): coalescing at
-  its best. Per-batch figures show how the cost grows as a day's partition fills up.
+  its best. The first and the last full batch show whether the cost grows as the day fills up.
 * **quiet stream**: batches of one record, what Lambda delivers when commands come further apart
   than its 1 s batching window.
 
@@ -21,18 +21,38 @@ heartbeat, once a minute) is timed by a bench clock, not the wall clock (moto de
 milliseconds, AWS traffic does not): busy batches arrive `BUSY_GAP_SECONDS` apart (100 commits a
 second), quiet ones `QUIET_GAP_SECONDS` apart.
 
+**What ours does.** The order view (`customer_orders`) writes an order's row with a `PutItem` per
+batch (reading it first unless the batch holds the order's first commit). The four summaries
+(the day's sales, a product's stock and sales, a customer's summary) are kept by deltas
+(`orders_core.projections.deltas`): nothing is ever recomputed from a partition. Each *source* (an
+order's stream, a product's stream) has a row of its own with its folded state; a batch folds the
+source's new commits, and the difference between what the source contributes before and after is
+added to the summaries' shard rows (partition keys `<generation>#<summary>#<k>`, which readers
+add up): the source rows and the additions go in ONE `TransactWriteItems` (up to 100 rows; the
+customer summary packs each customer's sources in transactions of their own), each source row
+conditioned on its version.
+The projection instance caches the source rows it read or wrote (and, for the customer summary,
+each customer's newest-wins key), and takes a source whose first commit is in the batch to be new
+without reading it (a redelivery fails the version condition and is read then): a warm projector
+reads a source row only when it has neither. A transaction costs two write units per item per KB
+(each item at least 1 KB: 2), which `bench/capacity.py` charges.
+
 The naive projector (`bench.naive`) sees the same records. The limit per batch is one write
 (at least one write unit, at the row's final size) per read-model row that the batch changes
 (an order's view, a day's sales, a product's stock, a customer's summary, a product's sales)
-and no read.
+and no read: `RowsTouched` follows each source's state with the read models' own pure functions
+(`fold`, then `shares`, `owned`, `latest` before and after the batch) and counts a summary when
+what some source of the batch contributes to it changed; a summary's final size is that of its
+shard rows merged into one row. Source rows are not read-model rows: the limit keeps none.
 
-**Summary growth.** A summary is recomputed from every contribution row of its partition (ADR 5,
-rule 3; ADR 11 "Cost (not built yet)"). To show what that costs as a day fills up, one day's
-partition is filled through the real projections (on the in-memory read store, their rows then
-copied into the moto table: moto takes about 10 ms per guarded UpdateItem) with a synthetic stream
-of orders placed that day, each naming one hot product, and the read units of a batch of one
-more order are measured at the 100th order and at the N-th, for the day's sales row and the hot
-product's sales row.
+**Summary growth.** A summary's cost must not grow with what it summarizes. One day is filled
+through the real projections (on the in-memory read store: a day of 100,000 orders takes seconds
+there, where moto takes milliseconds per transaction) with a synthetic stream of orders placed
+that day, each naming one hot product; the summaries' shard rows are then copied into the moto
+table, and the read and write units of a batch of one more order are measured at the 100th order
+and at the N-th, for the day's sales row and the hot product's sales row. The measured order is
+new to the measured projection, as to a projector that never saw it: its placement commit is in
+the batch.
 
     .venv/bin/python -m bench.projection_cost [--small] [--json PATH]
 """
@@ -40,6 +60,7 @@ product's sales row.
 from __future__ import annotations
 
 import random
+import time
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -69,9 +90,9 @@ PRODUCTS = 20
 BUSY_GAP_SECONDS = 1.0  # a full batch of 100 a second
 QUIET_GAP_SECONDS = 2.0  # a command every 2 s: further apart than the 1 s batching window
 # Summary growth: orders placed in one day, and where the read units of one more order are measured.
-FULL_DAY_ORDERS, SMALL_DAY_ORDERS = 10_000, 300
+FULL_DAY_ORDERS, SMALL_DAY_ORDERS = 100_000, 300
 FIRST_POINT = 100
-PRELOAD_BATCH = 1_000  # the day is filled in batches this big (fewer summary recomputes)
+PRELOAD_BATCH = 1_000  # the day is filled in batches this big (in memory: the size barely matters)
 HOT_PRODUCT = "sku-hot"
 GROWTH_PROJECTIONS = ("sales_analytics", "product_sales")
 SHARED = "projector"  # the projector's own line: what no single read model does
@@ -173,42 +194,94 @@ def write_mix(events_table: str, orders_count: int, seed: int) -> dict[str, int]
 
 # -- the limit: which read rows a batch changes -----------------------------------------------------
 
+# The read models kept by deltas (orders_core.projections.deltas), by name: their modules' pure
+# functions say what each source contributes, so the limit knows which summaries a batch changes.
+DELTA_MODULES = {
+    "sales_analytics": "orders_core.projections.sales",
+    "inventory": "orders_core.projections.inventory",
+    "customer_summary": "orders_core.projections.customer_summary",
+    "product_sales": "orders_core.projections.product_sales",
+}
+
+
+def _model(name: str) -> Any:
+    """A read model on an in-memory store, for what it says about itself (routing, shards)."""
+    from orders_core.projections.registry import registration
+    from orders_core.readmodels.memory import InMemoryReadStore
+    from orders_core.store.memory import InMemoryEventStore
+
+    return registration(name).build(InMemoryReadStore(), InMemoryEventStore(), 1)
+
+
+@dataclass
+class _Source:
+    """A source as the limit follows it: the commits folded in and the state they fold to."""
+
+    applied: set[int] = field(default_factory=set)
+    data: dict[str, Any] = field(default_factory=dict)
+
 
 class RowsTouched:
-    """The read-model rows each batch changes, per read model (the limit writes each once)."""
+    """The read-model rows each batch changes, per read model (the limit writes each once).
+
+    The order view: the order's row, for every commit of an order. A summary (a day's sales, a
+    product's stock or sales, a customer's summary): when what some source of the batch (an order,
+    a product's stream) contributes to it differs before and after the batch's commits, by the
+    read model's own `fold` and `shares` (and `owned`, `latest` for the customer summary)."""
 
     def __init__(self, names: Sequence[str]) -> None:
+        import importlib
+
         self._names = tuple(names)
-        self._orders: dict[str, tuple[str, str]] = {}  # order stream -> (day, customer)
+        self._modules = {
+            name: importlib.import_module(module) for name, module in DELTA_MODULES.items() if name in names
+        }
+        # Which source a commit belongs to: the read model's own routing (never reads its store).
+        self._routing = {name: _model(name) for name in self._modules}
+        self._sources: dict[str, dict[str, _Source]] = {name: {} for name in self._modules}
 
     def of(self, commits: Sequence[Any]) -> dict[str, set[str]]:
-        from orders_core.domain.inventory import ReorderLevelSet
-        from orders_core.domain.orders import OrderPlaced
-        from orders_core.projections import customer_summary, inventory, product_sales, sales
-        from orders_core.projections.base import ORDER_PREFIX, facts
+        from orders_core.projections.base import ORDER_PREFIX
 
         rows: dict[str, set[str]] = {name: set() for name in self._names}
-        for commit in commits:
-            commit_facts = facts(commit)
-            for fact in commit_facts:
-                if isinstance(fact.event, OrderPlaced):
-                    self._orders[commit.stream_id] = (fact.envelope.recorded_at[:10], fact.event.customer_id)
-                if isinstance(fact.event, ReorderLevelSet):
-                    rows["inventory"].add(fact.event.product_id)
-                rows["inventory"].update(inventory.contributions(fact))
-            if not commit.stream_id.startswith(ORDER_PREFIX):
-                continue
-            rows["customer_orders"].add(commit.stream_id.removeprefix(ORDER_PREFIX))
-            day, customer = self._orders[commit.stream_id]
-            if any(sales.contribution(fact) is not None for fact in commit_facts):
-                rows["sales_analytics"].add(day)
-            if any(customer_summary.contribution(fact) is not None for fact in commit_facts):
-                rows["customer_summary"].add(customer)
-            # A product's row: the products of the order's OrderPlaced and ItemAdded, and on a
-            # cancellation every product of the order (its InventoryReleased names them).
-            for fact in commit_facts:
-                rows["product_sales"].update(product_sales.contributions(fact))
+        if "customer_orders" in rows:
+            rows["customer_orders"] = {
+                c.stream_id.removeprefix(ORDER_PREFIX)
+                for c in commits
+                if c.stream_id.startswith(ORDER_PREFIX)
+            }
+        for name, module in self._modules.items():
+            batch: dict[str, list[Any]] = {}
+            for commit in commits:
+                source = self._routing[name].source_of(commit)
+                if source is not None:
+                    batch.setdefault(source, []).append(commit)
+            for source, members in batch.items():
+                rows[name] |= self._fold(name, module, source, members)
         return rows
+
+    def _fold(self, name: str, module: Any, source: str, commits: Sequence[Any]) -> set[str]:
+        """Fold a source's new commits; the summaries whose share of it changed."""
+        import copy
+
+        from orders_core.projections.base import facts
+
+        state = self._sources[name].setdefault(source, _Source())
+        before = copy.deepcopy(state.data)
+        for commit in sorted(commits, key=lambda c: c.first_version):
+            if commit.first_version in state.applied:
+                continue  # a redelivery changes nothing
+            state.applied.add(commit.first_version)
+            for fact in facts(commit):
+                module.fold(state.data, fact)
+        changed: set[str] = set()
+        for view in ("shares", "owned", "latest"):
+            contributes = getattr(module, view, None)
+            if contributes is None:
+                continue
+            old, new = contributes(before), contributes(state.data)
+            changed |= {entity for entity in old.keys() | new.keys() if old.get(entity) != new.get(entity)}
+        return changed
 
 
 # -- delivering the stream ------------------------------------------------------------------------
@@ -355,18 +428,35 @@ def deliver_naive(tables: Tables, batch: int) -> dict[str, Delivery]:
 
 
 def _final_row_sizes(tables: Tables, deliveries: dict[str, Delivery]) -> None:
-    """Each row the limit writes, at the size ours has at the end (at least one write unit)."""
-    lookup = client()
-    kinds = {"customer_orders": "view"}
+    """Each row the limit writes, at the size ours has at the end (at least one write unit): an
+    order's view as it is; a summary as one row, its shard rows merged (counters summed, every
+    attribute once), which is what the limit would keep."""
+    lookup = InProcessMotoLookup()
     for name, delivery in deliveries.items():
+        shards: int | None = getattr(_model(name), "shards", None)
         sizes: dict[str, int] = {}
         for batch in delivery.batches:
             for row in batch.rows:
                 if row not in sizes:
-                    key = {"pk": {"S": f"1#{row}"}, "sk": {"S": kinds.get(name, "summary")}}
-                    item = lookup.get_item(TableName=tables.reads[name], Key=key).get("Item")
-                    sizes[row] = item_size(item) if item else 0
+                    sizes[row] = _row_size(lookup, tables.reads[name], row, shards)
                 batch.rows[row] = sizes[row]
+
+
+def _row_size(lookup: InProcessMotoLookup, table: str, entity: str, shards: int | None) -> int:
+    if shards is None:  # the order view: one row
+        item = lookup.get_item(TableName=table, Key={"pk": {"S": f"1#{entity}"}, "sk": {"S": "view"}})
+        return item_size(item["Item"]) if "Item" in item else 0
+    merged: dict[str, Any] = {}
+    for shard in range(shards):
+        key = {"pk": {"S": f"1#{entity}#{shard}"}, "sk": {"S": "summary"}}
+        for attribute, value in lookup.get_item(TableName=table, Key=key).get("Item", {}).items():
+            if attribute in merged and "N" in value and "N" in merged[attribute]:
+                merged[attribute] = {"N": str(Decimal(merged[attribute]["N"]) + Decimal(value["N"]))}
+            else:
+                merged.setdefault(attribute, value)
+    if not merged:
+        return 0
+    return item_size({**merged, "sk": {"S": "summary"}})
 
 
 def _partition_sizes(table: str) -> dict[str, list[int]]:
@@ -379,14 +469,26 @@ def _partition_sizes(table: str) -> dict[str, list[int]]:
 
 
 def _partitions(tables: Tables) -> dict[str, Any]:
-    """How big each read model's partitions have grown (a summary recompute reads a whole one):
-    rows and bytes of the largest."""
+    """Each read model's rows at the end: its largest partition (rows and bytes; for a summary,
+    its shard rows) and how many source rows it keeps (one per order or product stream)."""
     found: dict[str, Any] = {}
     for name in tables.reads:
         sizes = _partition_sizes(tables.reads[name])
-        if sizes:
-            rows = max(sizes.values(), key=sum)
-            found[name] = {"partitions": len(sizes), "largest_rows": len(rows), "largest_bytes": sum(rows)}
+        sources = {pk: rows for pk, rows in sizes.items() if "#source#" in pk}
+        summaries: dict[str, list[int]] = {}
+        for pk, rows in sizes.items():
+            if pk not in sources:  # a summary's shard rows: one partition key each, `1#<summary>#<k>`
+                summary = pk.rsplit("#", 1)[0] if name != "customer_orders" else pk
+                summaries.setdefault(summary, []).extend(rows)
+        if summaries:
+            rows = max(summaries.values(), key=sum)
+            found[name] = {
+                "partitions": len(summaries),
+                "largest_rows": len(rows),
+                "largest_bytes": sum(rows),
+                "source_rows": len(sources),
+                "source_bytes": sum(sum(rows) for rows in sources.values()),
+            }
     return found
 
 
@@ -515,9 +617,10 @@ def summary_growth(orders: int) -> dict[str, Any]:
     one order (one stream record) costs the day's sales row and the hot product's sales row.
 
     The day is filled by the real projections on the in-memory read store (moto takes about 10 ms
-    per guarded UpdateItem: 10,000 orders would take minutes), and their rows are copied as they
-    are into the moto tables; the measured order then goes through the DynamoDB read store on a
-    counted client, as the projector sends it."""
+    per transaction: 100,000 orders would take many minutes), and the summaries' shard rows are
+    copied as they are into the moto tables; the measured order then goes through the DynamoDB
+    read store on a counted client, as the projector sends it. The order is new to the measured
+    projection, as to a projector that never saw it."""
     from orders_core.projections.registry import registration
     from orders_core.readmodels.dynamodb import DynamoDBReadStore
     from orders_core.readmodels.memory import InMemoryReadStore
@@ -526,48 +629,65 @@ def summary_growth(orders: int) -> dict[str, Any]:
     points = sorted({min(FIRST_POINT, orders), orders})
     commits = one_day_of_orders(orders, points)
     day = commits[0].metadata.recorded_at[:10]
-    # The partitions the orders write to: the day's; every product's (the hot one is measured).
+    # The summaries the orders add to: the day's; every product's (the hot one is measured).
+    def shard_keys(name: str, entity: str) -> list[str]:
+        return [f"1#{entity}#{shard}" for shard in range(int(getattr(_model(name), "shards", 1)))]
+
     partitions = {
-        "sales_analytics": [f"1#{day}"],
-        "product_sales": [f"1#{HOT_PRODUCT}", *(f"1#sku-{p}" for p in range(PRODUCTS))],
+        "sales_analytics": shard_keys("sales_analytics", day),
+        "product_sales": [
+            key
+            for product in (HOT_PRODUCT, *(f"sku-{p}" for p in range(PRODUCTS)))
+            for key in shard_keys("product_sales", product)
+        ],
     }
-    measured_partition = {name: pks[0] for name, pks in partitions.items()}
+    measured = {
+        "sales_analytics": shard_keys("sales_analytics", day),
+        "product_sales": shard_keys("product_sales", HOT_PRODUCT),
+    }
     events = InMemoryEventStore()  # never read: every order's first commit is in its batch
     figures: dict[str, list[dict[str, Any]]] = {}
+    fill_seconds: dict[str, float] = {}
     for name in GROWTH_PROJECTIONS:
         table = create_table(registration(name).table.create_table_request(unique(f"bench-day-{name}")))
         memory = InMemoryReadStore()
         filler = registration(name).build(memory, events, 1)
         counted, meter = metered_client()
-        measured = registration(name).build(DynamoDBReadStore(counted, table), events, 1)
+        measuring = registration(name).build(DynamoDBReadStore(counted, table), events, 1)
         figures[name] = []
-        filled = 0
+        filled, filling = 0, 0.0
         for point in points:
+            started = time.perf_counter()
             for start in range(filled, point - 1, PRELOAD_BATCH):
                 if filler.process(commits[start : min(start + PRELOAD_BATCH, point - 1)]):
                     raise RuntimeError(f"{name} failed to fill the day")
+            filling += time.perf_counter() - started
             _copy_partitions(memory, partitions[name], table)
             before = meter.snapshot()
-            if measured.process([commits[point - 1]]):
+            if measuring.process([commits[point - 1]]):
                 raise RuntimeError(f"{name} failed on order {point}")
             spent = meter.snapshot() - before
-            rows = _partition_sizes(table).get(measured_partition[name], [])
+            sizes = _partition_sizes(table)
+            rows = [size for pk in measured[name] for size in sizes.get(pk, [])]
             figures[name].append(
                 {
                     "order": point,
                     "cost": spent.to_json(),
+                    # The measured summary's shard rows after the order (the sum readers add up)
                     "partition_rows": len(rows),
                     "partition_bytes": sum(rows),
                 }
             )
             # The in-memory store catches up with the measured order at the next fill.
             filled = point - 1
+        fill_seconds[name] = round(filling, 1)
     return {
         "orders": orders,
         "day": day,
         "hot_product": HOT_PRODUCT,
         "rows": {"sales_analytics": f"the day's sales ({day})", "product_sales": f"`{HOT_PRODUCT}`'s sales"},
         "points": figures,
+        "fill_seconds": fill_seconds,
     }
 
 
@@ -576,7 +696,12 @@ def run(small: bool) -> dict[str, Any]:
         busy = measure(SMALL_ORDERS if small else FULL_ORDERS, BUSY_BATCH, BUSY_GAP_SECONDS, seed=3)
         quiet = measure(SMALL_QUIET_ORDERS if small else QUIET_ORDERS, QUIET_BATCH, QUIET_GAP_SECONDS, seed=5)
         growth = summary_growth(SMALL_DAY_ORDERS if small else FULL_DAY_ORDERS)
-    return {"busy": busy, "quiet": quiet, "summary_growth": growth}
+    return {"busy": busy, "quiet": quiet, "summary_growth": growth, "summary_shards": _summary_shards()}
+
+
+def _summary_shards() -> dict[str, int]:
+    """How many shard rows each summary is split over, per read model kept by deltas."""
+    return {name: int(getattr(_model(name), "shards", 1)) for name in DELTA_MODULES}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

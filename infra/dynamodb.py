@@ -16,19 +16,30 @@ _ATTRIBUTE_TYPES = {"S": dynamodb.AttributeType.STRING, "N": dynamodb.AttributeT
 # Actions by intent, so grants read as what a function does. Read models and the control table are
 # used through the read store (orders_core/readmodels/dynamodb.py), whose calls are: get_many =
 # BatchGetItem; put_next_version, put_if_newer = conditional PutItem; add_contribution =
-# conditional UpdateItem; delete_if = conditional DeleteItem; query_partition, query_index = Query;
-# delete_partition_prefix = Scan + BatchWriteItem. It never calls GetItem.
+# conditional UpdateItem; apply_atomically = TransactWriteItems, which has no IAM action of its own:
+# it is authorized per action, PutItem for its state rows, UpdateItem for its deltas and
+# ConditionCheckItem for a delta that only checks; delete_if = conditional DeleteItem;
+# query_partition, query_index = Query; delete_partition_prefix = Scan + BatchWriteItem. It never
+# calls GetItem.
 READ_ACTIONS = ("dynamodb:GetItem", "dynamodb:Query", "dynamodb:BatchGetItem")
 # The events table's gap fill (orders_core/store/dynamodb.py): read_commits and
 # read_commits_covering are Query, read_commit (a cross-stream view's first commit) is GetItem.
 GAP_FILL_ACTIONS = ("dynamodb:Query", "dynamodb:GetItem")
 # Applying commits to a read model, any generation (orders_core.projections.*): get_many,
-# put_next_version, put_if_newer, add_contribution, query_partition. Called by the projector and by
-# the admin function's replay of parked commits. No delete: dropping a generation is the worker's.
-APPLY_ACTIONS = ("dynamodb:BatchGetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:Query")
+# put_next_version, put_if_newer, add_contribution, apply_atomically, query_partition. Called by
+# the projector and by the admin function's replay of parked commits. No delete: dropping a
+# generation is the worker's.
+APPLY_ACTIONS = (
+    "dynamodb:BatchGetItem",
+    "dynamodb:PutItem",
+    "dynamodb:UpdateItem",
+    "dynamodb:ConditionCheckItem",
+    "dynamodb:Query",
+)
 WRITE_ACTIONS = (
     "dynamodb:PutItem",
     "dynamodb:UpdateItem",
+    "dynamodb:ConditionCheckItem",
     "dynamodb:DeleteItem",
     "dynamodb:BatchWriteItem",
     "dynamodb:GetItem",

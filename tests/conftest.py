@@ -23,6 +23,11 @@ os.environ.pop("AWS_ENDPOINT_URL", None)
 def moto_session() -> Iterator[None]:
     from moto import mock_aws
 
+    from orders_local.moto_server import install_dynamodb_write_lock
+
+    # Atomic conditional writes, and transactions that do not deep-copy every table they touch
+    # (moto's own do, and keep the copies: gigabytes over a long run).
+    install_dynamodb_write_lock()
     with mock_aws():
         yield
 

@@ -1,7 +1,9 @@
-"""Start moto's server in-process, and make its DynamoDB conditional writes atomic."""
+"""Start moto's server in-process, and make its DynamoDB conditional writes atomic (and its
+transactions cheap)."""
 
 from __future__ import annotations
 
+import copy
 import errno
 import functools
 import logging
@@ -13,7 +15,18 @@ import urllib.request
 from collections.abc import Callable
 from typing import Any, TypeVar, cast
 
+from moto.dynamodb.comparisons import get_filter_expression
+from moto.dynamodb.exceptions import (
+    ConditionalCheckFailed,
+    MockValidationException,
+    MultipleTransactionsException,
+    TooManyTransactionsException,
+    TransactionCanceledException,
+    TransactWriteSingleOpException,
+)
 from moto.dynamodb.models import DynamoDBBackend
+from moto.dynamodb.models.dynamo_type import DynamoType, Item
+from moto.dynamodb.models.table import Table
 from moto.server import ThreadedMotoServer
 
 _F = TypeVar("_F", bound=Callable[..., Any])
@@ -36,6 +49,13 @@ DYNAMODB_WRITE_METHODS = (
 _WRITE_LOCK = threading.RLock()
 _INSTALL_LOCK = threading.Lock()
 _LOCKED_MARKER = "__orders_local_write_lock__"
+_LIGHT_MARKER = "__orders_local_light_transactions__"
+_TRANSACT_ACTIONS = frozenset({"ConditionCheck", "Put", "Delete", "Update"})
+
+# One reason per transaction action, as moto's TransactionCanceledException takes them:
+# (code, message, item), all None for an action that would have succeeded.
+_Reason = tuple[str | None, str | None, dict[str, Any] | None]
+_PASSED: _Reason = (None, None, None)
 
 
 def install_dynamodb_write_lock() -> None:
@@ -44,13 +64,178 @@ def install_dynamodb_write_lock() -> None:
     moto evaluates a ConditionExpression and stores the item without holding any lock, so two
     threads can both pass ``attribute_not_exists`` on the same key. DynamoDB never allows that, and
     the optimistic-concurrency code of the event store depends on it not happening.
+
+    It also installs the light transactions (``install_light_transactions``): whoever serializes
+    writes runs long enough for moto's own transactions to exhaust memory.
     """
     with _INSTALL_LOCK:
+        _install_light_transactions()
         for name in DYNAMODB_WRITE_METHODS:
             method = getattr(DynamoDBBackend, name, None)
             if method is None or getattr(method, _LOCKED_MARKER, False):
                 continue
             setattr(DynamoDBBackend, name, _locked(method))
+
+
+def install_light_transactions() -> None:
+    """Replace moto's ``transact_write_items`` with one that copies no table; idempotent.
+
+    The trap: moto backs every transaction up by deep-copying each table it touches, whole (items,
+    indexes, stream records), to restore it if an action fails. Each transaction costs time in
+    proportion to the tables' size, and the process never gives that memory back: 1.8 GB after a
+    few thousand transactions, until the machine swaps or kills it.
+
+    This version never needs a rollback in the common case: under the process-wide write lock it
+    first checks every action's condition against the items as they are, cancels the transaction
+    with one reason per action (as DynamoDB does) if any fails, and only then applies the Puts,
+    Updates and Deletes (a ConditionCheck applies nothing). If applying an action still fails (a
+    malformed update expression, an item grown too large), only the items already written are put
+    back, from copies of those items alone. It stays wrapped by the write lock.
+    """
+    with _INSTALL_LOCK:
+        _install_light_transactions()
+
+
+def light_transactions_installed() -> bool:
+    return bool(getattr(DynamoDBBackend.transact_write_items, _LIGHT_MARKER, False))
+
+
+def _install_light_transactions() -> None:
+    # The caller holds _INSTALL_LOCK. Wrapped by the lock here, so the write lock (installed or
+    # not yet) finds a locked method and leaves it as it is.
+    if not light_transactions_installed():
+        DynamoDBBackend.transact_write_items = _locked(_light_transact_write_items)  # type: ignore[method-assign]
+
+
+def _light_transact_write_items(self: DynamoDBBackend, transact_items: list[dict[str, Any]]) -> None:
+    if len(transact_items) > 100:
+        raise TooManyTransactionsException()
+    with _WRITE_LOCK:
+        currents = _check_transaction(self, transact_items)
+        _apply_transaction(self, transact_items, currents)
+
+
+# functools.wraps copies __dict__, so the write lock's wrapper carries this marker too.
+setattr(_light_transact_write_items, _LIGHT_MARKER, True)
+
+
+def _check_transaction(backend: DynamoDBBackend, transact_items: list[dict[str, Any]]) -> list[Item | None]:
+    """Every action's item as it is now, or TransactionCanceledException with a reason per action
+    if any condition fails (as moto's own implementation reports them)."""
+    targets: set[tuple[str, str]] = set()
+    currents: list[Item | None] = []
+    reasons: list[_Reason] = []
+    for action in transact_items:
+        if len(action) > 1:
+            raise TransactWriteSingleOpException()
+        current: Item | None = None
+        old_item: dict[str, Any] | None = None
+        try:
+            ((op_type, op),) = action.items()
+            if op_type not in _TRANSACT_ACTIONS:
+                raise ValueError("Unsupported transaction operation")
+            table_name = op["TableName"]
+            key = _action_key(backend, op_type, op)
+            target = (str(table_name), str(dict(sorted(key.items()))))
+            if target in targets:
+                raise MultipleTransactionsException()
+            targets.add(target)
+            current = backend.get_item(table_name, key)
+            condition = op.get("ConditionExpression")
+            if condition is not None:
+                names = op.get("ExpressionAttributeNames")
+                values = op.get("ExpressionAttributeValues")
+                if not get_filter_expression(condition, names, values).expr(current):
+                    if op.get("ReturnValuesOnConditionCheckFailure") == "ALL_OLD" and current:
+                        old_item = current.to_json()["Attributes"]
+                    raise ConditionalCheckFailed(item=old_item)
+            reasons.append(_PASSED)
+        except MockValidationException:  # a bad request, MultipleTransactionsException included
+            raise
+        except ConditionalCheckFailed as failed:
+            reasons.append(("ConditionalCheckFailed", str(failed.message), old_item))
+        except Exception as error:  # as moto: any other failure is that action's reason
+            reasons.append((type(error).__name__, str(error), None))
+        currents.append(current)
+    if any(code is not None for code, _, _ in reasons):
+        raise TransactionCanceledException(reasons)
+    return currents
+
+
+def _action_key(backend: DynamoDBBackend, op_type: str, op: dict[str, Any]) -> dict[str, Any]:
+    if op_type != "Put":
+        return dict(op["Key"])
+    table = backend.get_table(op["TableName"])
+    attrs = op["Item"]
+    key = {table.hash_key_attr: attrs[table.hash_key_attr]}
+    if table.range_key_attr is not None:
+        key[table.range_key_attr] = attrs[table.range_key_attr]
+    return key
+
+
+def _apply_transaction(
+    backend: DynamoDBBackend, transact_items: list[dict[str, Any]], currents: list[Item | None]
+) -> None:
+    """Apply the checked actions in order. Conditions are not evaluated again: they held a moment
+    ago under the same lock, and no two actions touch the same item."""
+    undo: list[tuple[Table, dict[str, Any], Item | None]] = []
+    stream_lengths: dict[str, tuple[Table, int]] = {}
+    for index, action in enumerate(transact_items):
+        ((op_type, op),) = action.items()
+        if op_type == "ConditionCheck":
+            continue
+        table = backend.get_table(op["TableName"])
+        key = _action_key(backend, op_type, op)
+        if table.stream_shard is not None:
+            stream_lengths.setdefault(table.name, (table, len(table.stream_shard.items)))
+        # An update changes the stored Item in place, so only a copy of it can be put back.
+        previous = currents[index]
+        undo.append((table, key, copy.deepcopy(previous) if op_type == "Update" else previous))
+        names = op.get("ExpressionAttributeNames")
+        values = op.get("ExpressionAttributeValues")
+        try:
+            if op_type == "Put":
+                backend.put_item(op["TableName"], op["Item"])
+            elif op_type == "Delete":
+                backend.delete_item(op["TableName"], key)
+            else:
+                backend.update_item(
+                    op["TableName"],
+                    key,
+                    update_expression=op["UpdateExpression"],
+                    expression_attribute_names=names,
+                    expression_attribute_values=values,
+                )
+        except Exception as error:
+            _undo(backend, undo)
+            for stream_table, length in stream_lengths.values():
+                if stream_table.stream_shard is not None:
+                    del stream_table.stream_shard.items[length:]
+            if isinstance(error, MockValidationException):
+                raise
+            reasons = [_PASSED] * len(transact_items)
+            reasons[index] = (type(error).__name__, str(error), None)
+            raise TransactionCanceledException(reasons) from error
+
+
+def _undo(backend: DynamoDBBackend, undo: list[tuple[Table, dict[str, Any], Item | None]]) -> None:
+    """Put back the items a failed transaction wrote, straight into moto's storage (no stream
+    record: the transaction never happened)."""
+    for table, key, previous in reversed(undo):
+        hash_value, range_value = backend.get_keys_value(table, key)
+        _store(table, hash_value, range_value, previous)
+
+
+def _store(table: Table, hash_value: DynamoType, range_value: DynamoType | None, item: Item | None) -> None:
+    if range_value is None:
+        if item is None:
+            table.items.pop(hash_value, None)
+        else:
+            table.items[hash_value] = item  # type: ignore[assignment]  # as moto's own put_item
+    elif item is None:
+        table.items[hash_value].pop(range_value, None)
+    else:
+        table.items[hash_value][range_value] = item
 
 
 def dynamodb_write_lock_installed() -> bool:

@@ -14,7 +14,15 @@ from botocore.stub import Stubber
 
 from orders_core.readmodels.dynamodb import DynamoDBReadStore
 from orders_core.readmodels.memory import InMemoryReadStore
-from orders_core.readmodels.port import InvalidCursor, ReadStore, ReadStoreError, VersionConflict
+from orders_core.readmodels.port import (
+    MAX_ATOMIC_ROWS,
+    InvalidCursor,
+    ReadStore,
+    ReadStoreError,
+    StateWrite,
+    SummaryDelta,
+    VersionConflict,
+)
 from orders_core.tables import CUSTOMER_ORDERS
 
 
@@ -128,6 +136,156 @@ def test_retiring_a_generation_deletes_only_its_rows(store: ReadStore) -> None:
     assert list(store.get_many([("1#a", "view"), ("2#a", "view"), ("1#b", "x")])) == [("2#a", "view")]
 
 
+def test_state_rows_and_summary_deltas_are_written_together(store: ReadStore) -> None:
+    # Given a state row at version 3 and a summary with counters already
+    moved, created, summary = ("1#order-a", "view"), ("1#order-b", "view"), ("1#day", "summary")
+    store.put_next_version(moved, {"status": "placed", "note": "x"}, version=3, expected=None)
+    assert (
+        store.apply_atomically(
+            [], [SummaryDelta(summary, add={"orders": 1, "qty:sku-1": 2}, set={"old-field": "gone soon"})]
+        )
+        == []
+    )
+
+    # When one call moves it from 3, creates another, and adds to, sets and removes on the summary
+    failed = store.apply_atomically(
+        [
+            StateWrite(moved, {"status": "shipped"}, version=4, expected=3),
+            StateWrite(created, {"status": "placed", "total": Decimal("9.90")}, version=1, expected=None),
+        ],
+        [
+            SummaryDelta(
+                summary,
+                add={"orders": 2, "qty:sku-1": -2, "revenue": Decimal("12.40"), "qty:sku-2": 5},
+                set={"last:order-id": "order-b", "status": "open"},
+                remove=["old-field"],
+            )
+        ],
+    )
+
+    # Then every row is written: state rows replaced whole at their version, counters added
+    # (absent ones from 0), attributes set and removed, names with ':' and '-' as they are
+    assert failed == []
+    rows = store.get_many([moved, created, summary])
+    assert rows[moved] == {"pk": moved[0], "sk": moved[1], "status": "shipped", "version": 4}
+    assert rows[created] == {
+        "pk": created[0],
+        "sk": created[1],
+        "status": "placed",
+        "total": Decimal("9.90"),
+        "version": 1,
+    }
+    assert rows[summary] == {
+        "pk": summary[0],
+        "sk": summary[1],
+        "orders": 3,
+        "qty:sku-1": 0,
+        "qty:sku-2": 5,
+        "revenue": Decimal("12.40"),
+        "last:order-id": "order-b",
+        "status": "open",
+    }
+
+
+def test_one_stale_state_row_writes_nothing_at_all(store: ReadStore) -> None:
+    # Given two state rows at version 2 and a summary
+    first, second, summary = ("1#order-a", "view"), ("1#order-b", "view"), ("1#day", "summary")
+    for key in (first, second):
+        store.put_next_version(key, {"status": "placed"}, version=2, expected=None)
+    store.apply_atomically([], [SummaryDelta(summary, add={"orders": 2})])
+    before = store.get_many([first, second, summary, ("1#order-c", "view")])
+
+    # When a write expects one of them at a version it has left (or a new one to be absent)
+    stale = store.apply_atomically(
+        [
+            StateWrite(first, {"status": "shipped"}, version=3, expected=2),
+            StateWrite(second, {"status": "shipped"}, version=2, expected=1),
+            StateWrite(("1#order-c", "view"), {"status": "placed"}, version=1, expected=None),
+        ],
+        [SummaryDelta(summary, add={"orders": 1}, set={"status": "busy"})],
+    )
+    taken = store.apply_atomically([StateWrite(first, {}, version=1, expected=None)], [])
+
+    # Then only the failed keys come back, and no row, state or summary, changed
+    assert stale == [second]
+    assert taken == [first]
+    assert store.get_many([first, second, summary, ("1#order-c", "view")]) == before
+
+
+def test_a_row_a_delta_created_is_at_no_version(store: ReadStore) -> None:
+    key = ("1#order-a", "view")
+    assert store.apply_atomically([], [SummaryDelta(key, add={"n": 1})]) == []
+    assert store.apply_atomically([StateWrite(key, {}, version=1, expected=None)], []) == [key]
+    assert store.apply_atomically([StateWrite(key, {}, version=2, expected=1)], []) == [key]
+
+
+def test_a_newest_wins_delta_applies_only_if_nothing_newer_is_stored(store: ReadStore) -> None:
+    key, other = ("1#day", "summary"), ("1#day", "other")
+    # Absent: the row does not exist yet, then the attribute is not there
+    assert (
+        store.apply_atomically([], [SummaryDelta(key, add={"n": 1}, only_if_not_after=("latest", "b"))]) == []
+    )
+    assert (
+        store.apply_atomically(
+            [], [SummaryDelta(key, set={"latest": "b"}, only_if_not_after=("latest", "b"))]
+        )
+        == []
+    )
+    # Present now: an older writer fails, as new or newer ones pass
+    assert store.apply_atomically(
+        [], [SummaryDelta(key, add={"n": 1}, only_if_not_after=("latest", "a"))]
+    ) == [key]
+    assert (
+        store.apply_atomically([], [SummaryDelta(key, add={"n": 1}, only_if_not_after=("latest", "b"))]) == []
+    )
+    assert (
+        store.apply_atomically([], [SummaryDelta(key, add={"n": 5}, only_if_not_after=("latest", "c"))]) == []
+    )
+    # A row that does not exist holds nothing newer
+    assert (
+        store.apply_atomically([], [SummaryDelta(other, add={"n": 1}, only_if_not_after=("latest", ""))])
+        == []
+    )
+    rows = store.get_many([key, other])
+    assert rows[key] == {"pk": key[0], "sk": key[1], "latest": "b", "n": 7}
+    assert rows[other] == {"pk": other[0], "sk": other[1], "n": 1}
+
+
+def test_a_delta_that_changes_nothing_is_still_a_condition(store: ReadStore) -> None:
+    # Given a summary owned by 'a'
+    key, view = ("1#day", "summary"), ("1#order-a", "view")
+    store.apply_atomically([], [SummaryDelta(key, set={"owner": "a"})])
+
+    # When a state row is written only if the summary holds nothing after '0', then nothing is written
+    check = SummaryDelta(key, only_if_not_after=("owner", "0"))
+    assert store.apply_atomically([StateWrite(view, {}, version=1, expected=None)], [check]) == [key]
+    assert store.get_many([view]) == {}
+
+    # And with the condition true, the state row is written and the summary left as it was
+    check = SummaryDelta(key, only_if_not_after=("owner", "a"))
+    assert store.apply_atomically([StateWrite(view, {}, version=1, expected=None)], [check]) == []
+    assert store.get_many([key, view])[key] == {"pk": key[0], "sk": key[1], "owner": "a"}
+    # A delta with neither a change nor a condition writes nothing, not even an empty row
+    assert store.apply_atomically([], [SummaryDelta(("1#day", "nothing"))]) == []
+    assert store.apply_atomically([], []) == []
+    assert store.get_many([("1#day", "nothing")]) == {}
+
+
+def test_an_atomic_write_is_bounded_and_names_each_row_once(store: ReadStore) -> None:
+    too_many = [SummaryDelta((f"1#{n}", "summary"), add={"n": 1}) for n in range(MAX_ATOMIC_ROWS)]
+    with pytest.raises(ValueError):
+        store.apply_atomically([StateWrite(("1#x", "view"), {}, version=1, expected=None)], too_many)
+    with pytest.raises(ValueError):
+        store.apply_atomically(
+            [StateWrite(KEY, {}, version=1, expected=None)], [SummaryDelta(KEY, add={"n": 1})]
+        )
+    # Nothing was written by either
+    assert store.get_many([KEY, ("1#x", "view"), ("1#0", "summary")]) == {}
+    # Exactly the limit is fine
+    assert store.apply_atomically([], too_many) == []
+    assert store.get_many([("1#99", "summary")])[("1#99", "summary")]["n"] == 1
+
+
 # --- DynamoDB only: no botocore error leaves the adapter ------------------------------------------
 
 KEY = ("1#a", "view")
@@ -143,6 +301,10 @@ OPERATIONS: dict[str, tuple[list[str], Callable[[ReadStore], Any]]] = {
     "add_contribution": (
         ["update_item"],
         lambda store: store.add_contribution(KEY, sources=["1"], counters={"n": 1}, fields={}),
+    ),
+    "apply_atomically": (
+        ["transact_write_items"],
+        lambda store: store.apply_atomically([StateWrite(KEY, {}, version=2, expected=1)], []),
     ),
     "delete_if": (["delete_item"], lambda store: store.delete_if(KEY, counter="n", equals=1)),
     "query_partition": (["query"], lambda store: store.query_partition("1#a")),
@@ -186,4 +348,57 @@ def test_failed_conditions_stay_a_version_conflict_or_a_false_result() -> None:
             store.put_next_version(KEY, {}, version=2, expected=1)
         assert store.put_if_newer(KEY, {}, version=2) is False
         assert store.add_contribution(KEY, sources=["1"], counters={"n": 1}, fields={}) is False
+    stubber.assert_no_pending_responses()
+
+
+def _cancelled(stubber: Stubber, *codes: str) -> None:
+    stubber.add_client_error(
+        "transact_write_items",
+        "TransactionCanceledException",
+        "Transaction cancelled, please refer cancellation reasons for specific reasons",
+        modeled_fields={"CancellationReasons": [{"Code": code} for code in codes]},
+    )
+
+
+ATOMIC = (
+    [StateWrite(KEY, {}, version=2, expected=1), StateWrite(("1#b", "view"), {}, version=1, expected=None)],
+    [SummaryDelta(("1#day", "summary"), add={"n": 1})],
+)
+
+
+def test_a_cancelled_transaction_answers_the_keys_whose_condition_failed() -> None:
+    store, stubber = _stubbed_store()
+    _cancelled(stubber, "None", "ConditionalCheckFailed", "TransactionConflict")
+    with stubber:
+        assert store.apply_atomically(*ATOMIC) == [("1#b", "view")]
+    stubber.assert_no_pending_responses()
+
+
+def test_a_transaction_conflict_is_tried_again_a_few_times() -> None:
+    # Given a DynamoDB where another transaction holds an item twice, then lets go
+    store, stubber = _stubbed_store()
+    _cancelled(stubber, "None", "TransactionConflict", "None")
+    _cancelled(stubber, "TransactionConflict", "None", "None")
+    stubber.add_response("transact_write_items", {})
+    with stubber:
+        assert store.apply_atomically(*ATOMIC) == []
+    stubber.assert_no_pending_responses()
+
+    # Given one where it never lets go, then the fifth conflict is an error
+    store, stubber = _stubbed_store()
+    for _ in range(5):
+        _cancelled(stubber, "None", "None", "TransactionConflict")
+    with stubber, pytest.raises(ReadStoreError) as failed:
+        store.apply_atomically(*ATOMIC)
+    assert (failed.value.operation, failed.value.code) == ("apply_atomically", "TransactionConflict")
+    stubber.assert_no_pending_responses()
+
+
+def test_a_transaction_cancelled_for_another_reason_is_an_error() -> None:
+    store, stubber = _stubbed_store()
+    _cancelled(stubber, "None", "ThrottlingError", "TransactionConflict")
+    with stubber, pytest.raises(ReadStoreError) as failed:
+        store.apply_atomically(*ATOMIC)
+    assert (failed.value.operation, failed.value.code) == ("apply_atomically", "TransactionCanceledException")
+    assert isinstance(failed.value.__cause__, ClientError)
     stubber.assert_no_pending_responses()

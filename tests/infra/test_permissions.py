@@ -163,9 +163,17 @@ def test_the_projections_are_the_registered_ones() -> None:
 
 
 # What the read store (orders_core/readmodels/dynamodb.py) sends when a read model applies commits:
-# get_many, put_next_version / put_if_newer, add_contribution, query_partition. No GetItem (it
-# batches), no delete (a generation is dropped by the rebuild worker).
-APPLY = {"dynamodb:BatchGetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:Query"}
+# get_many, put_next_version / put_if_newer, add_contribution, apply_atomically, query_partition.
+# apply_atomically is one TransactWriteItems, which IAM authorizes per action: PutItem (state rows),
+# UpdateItem (deltas), ConditionCheckItem (a delta that only checks). No GetItem (it batches), no
+# delete (a generation is dropped by the rebuild worker).
+APPLY = {
+    "dynamodb:BatchGetItem",
+    "dynamodb:PutItem",
+    "dynamodb:UpdateItem",
+    "dynamodb:ConditionCheckItem",
+    "dynamodb:Query",
+}
 # Gap fill on the events table: read_commits (Query), read_commit (GetItem).
 GAP_FILL = {"dynamodb:Query", "dynamodb:GetItem"}
 # What Lambda's event source mapping needs to read the stream (granted by the CDK on the stream ARN;

@@ -77,14 +77,14 @@ def test_a_failing_read_model_parks_its_commits_and_a_replay_after_the_fix_makes
 ) -> None:
     # Given sales analytics has a bug on ItemAdded, and the stream delivers three orders
     place_orders(events)
-    real = sales.contribution
+    real = sales.fold
 
-    def buggy(fact: Any) -> Any:
+    def buggy(order: Any, fact: Any) -> None:
         if fact.event.event_type == "ItemAdded":
             raise SalesBug("ItemAdded is not handled")
-        return real(fact)
+        real(order, fact)
 
-    monkeypatch.setattr(sales, "contribution", buggy)
+    monkeypatch.setattr(sales, "fold", buggy)
     commits = [c for s in events.stream_ids() for c in events.read_commits(s)]
     response = handler_for(composition.root().projector)(
         {"Records": stream_records(commits)}, FakeLambdaContext()
@@ -113,7 +113,7 @@ def test_a_failing_read_model_parks_its_commits_and_a_replay_after_the_fix_makes
     assert len(admin_call("GET", "/admin/failures")[1]["parked"]) == 3
 
     # When the bug is fixed and the parked commits are replayed
-    monkeypatch.setattr(sales, "contribution", real)
+    monkeypatch.setattr(sales, "fold", real)
     status, body = admin_call("POST", "/admin/failures/replay", body={})
 
     # Then every stream was replayed, nothing is parked, and the day's sales equal a clean fold

@@ -105,7 +105,7 @@ def assert_views_match_the_log(
     for order_id, expected in oracle.order_views(events).items():
         view = orders.get(order_id)
         assert view is not None and view.to_json() == expected
-    sales = SalesAnalytics(tables[SALES_ANALYTICS.key], store, generation)
+    sales = SalesAnalytics(tables[SALES_ANALYTICS.key], generation)
     for day, expected in oracle.daily_sales(events).items():
         assert {k: v for k, v in (sales.get(day) or {}).items() if k != "revision"} == expected
     stock = Inventory(tables[INVENTORY.key], generation)
@@ -133,7 +133,7 @@ def test_projections_fed_by_the_stream_read_every_version(log: InMemoryEventStor
     commits = [c for c in (commit_from_stream_record(r) for r in records) if c is not None]
     for projection in (
         CustomerOrders(tables[CUSTOMER_ORDERS.key], log),
-        SalesAnalytics(tables[SALES_ANALYTICS.key], log),
+        SalesAnalytics(tables[SALES_ANALYTICS.key]),
         Inventory(tables[INVENTORY.key]),
         ProductSales(tables[PRODUCT_SALES.key]),
     ):

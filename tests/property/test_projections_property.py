@@ -122,7 +122,8 @@ def test_a_long_history_with_many_faults_still_converges(seed: int) -> None:
             }[kind]
         )
     injected = check_history(history, [7, 90, 400], seed=seed, shuffle=True)
-    assert injected > 20  # the faults really happened, before and after writes
+    # the faults really happened, before and after writes (fewer calls now: sources are cached)
+    assert injected > 10
 
 
 def check_history(history: list[tuple[Any, ...]], gaps: list[int], seed: int, shuffle: bool) -> int:
@@ -135,25 +136,27 @@ def check_history(history: list[tuple[Any, ...]], gaps: list[int], seed: int, sh
     records = stream_records(commits)
     log = [e for stream in events.stream_ids() for e in envelopes_of(events.read_commits(stream))]
 
-    flaky = FlakyReadStore(InMemoryReadStore(), rng, probability=0.15)
-    # Inventory and product sales both key their rows by product: each has a table of its own.
-    flaky_products = FlakyReadStore(InMemoryReadStore(), rng, probability=0.15)
+    # Each read model owns a table (their keys may coincide: an order is a source of several).
+    stores = [FlakyReadStore(InMemoryReadStore(), rng, probability=0.15) for _ in range(4)]
     views, sales, stock, products = (
-        CustomerOrders(flaky, events),
-        SalesAnalytics(flaky, events),
-        Inventory(flaky),
-        ProductSales(flaky_products),
+        CustomerOrders(stores[0], events),
+        SalesAnalytics(stores[1]),
+        Inventory(stores[2]),
+        ProductSales(stores[3]),
     )
 
     def calm_down(invocation: int) -> None:
         if invocation > 300:
             # faults end, as outages do; delivery must then converge
-            flaky.probability = flaky_products.probability = 0.0
+            for store in stores:
+                store.probability = 0.0
 
     for projection in (views, sales, stock, products):
-        flaky.probability = flaky_products.probability = 0.15
+        for store in stores:
+            store.probability = 0.15
         deliver(records, projection, rng, on_round=calm_down)
-    flaky.probability = flaky_products.probability = 0.0
+    for store in stores:
+        store.probability = 0.0
 
     expected_views = oracle.order_views(log)
     assert {o: views.get(o).to_json() for o in expected_views} == expected_views  # type: ignore[union-attr]
@@ -166,4 +169,4 @@ def check_history(history: list[tuple[Any, ...]], gaps: list[int], seed: int, sh
     for product, expected in oracle.product_sales(log).items():
         actual = products.get(product)
         assert actual is not None and {k: v for k, v in actual.items() if k != "revision"} == expected
-    return flaky.injected + flaky_products.injected
+    return sum(store.injected for store in stores)

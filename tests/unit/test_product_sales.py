@@ -1,8 +1,9 @@
-"""Product sales: the pure contributions of each event, the summary, and exactness under redelivery."""
+"""Product sales: each event's effect on its order, what an order adds, exactness under redelivery."""
 
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Any
 
 from orders_core.application import CommandService
 from orders_core.domain.events import DomainEvent
@@ -27,11 +28,10 @@ from orders_core.domain.orders import (
 )
 from orders_core.envelope import Commit, EventEnvelope
 from orders_core.projections.base import Fact
-from orders_core.projections.contributions import SUMMARY
-from orders_core.projections.product_sales import ProductSales, contributions, summarize
+from orders_core.projections.deltas import Shares
+from orders_core.projections.product_sales import ProductSales, fold, present, shares
 from orders_core.readmodels.memory import InMemoryReadStore
 from orders_core.store.memory import InMemoryEventStore
-from tests.support.given import given
 from tests.support.orders import context
 
 ORDER_ID = "0f8e1a4c-7b1d-4c8e-9f00-000000000001"
@@ -55,8 +55,12 @@ def fact(event: DomainEvent) -> Fact:
     return Fact(envelope, event)
 
 
-def shown(event: DomainEvent) -> dict[str, tuple[dict[str, object], dict[str, object]]]:
-    return {p: (dict(c.counters), dict(c.fields)) for p, c in contributions(fact(event)).items()}
+def shown(*events: DomainEvent) -> Shares:
+    """What an order that saw these events adds to each product it names."""
+    order: dict[str, Any] = {}
+    for event in events:
+        fold(order, fact(event))
+    return shares(order)
 
 
 PLACED = OrderPlaced(
@@ -74,9 +78,9 @@ PLACED = OrderPlaced(
 
 def test_a_placement_adds_units_and_line_totals_to_each_product_it_names() -> None:
     assert shown(PLACED) == {
-        "sku-1": ({"units": 3, "revenue": Decimal("37.50")}, {}),
+        "sku-1": {"units": 3, "revenue": Decimal("37.50"), "orders": 1},
         # A free line still sold its units: kept, with a zero amount
-        "sku-2": ({"units": 1, "revenue": Decimal("0.00")}, {}),
+        "sku-2": {"units": 1, "revenue": Decimal("0.00"), "orders": 1},
     }
 
 
@@ -91,72 +95,35 @@ def test_an_added_item_adds_the_total_its_event_charged() -> None:
         currency="EUR",
     )
     # Then the event's line_total is what the product earned (ADR 8)
-    assert shown(added) == {"sku-3": ({"units": 2, "revenue": Decimal("9.00")}, {})}
+    assert shown(added) == {"sku-3": {"units": 2, "revenue": Decimal("9.00"), "orders": 1}}
 
 
-def test_a_release_marks_the_order_cancelled_for_every_product_it_names() -> None:
-    released = InventoryReleased(
-        order_id=ORDER_ID,
-        items=(
-            ProductQuantity(product_id="sku-1", quantity=3),
-            ProductQuantity(product_id="sku-2", quantity=1),
-        ),
-    )
-    assert shown(released) == {"sku-1": ({}, {"cancelled": True}), "sku-2": ({}, {"cancelled": True})}
+def test_a_cancelled_order_still_names_its_products_and_adds_nothing_to_them() -> None:
+    # Named, so that the products' revisions never go back; nothing counted
+    assert shown(PLACED, OrderCancelled(order_id=ORDER_ID, reason="r")) == {"sku-1": {}, "sku-2": {}}
 
 
-def test_other_order_events_add_nothing() -> None:
+def test_other_order_events_change_nothing() -> None:
     quantities = (ProductQuantity(product_id="sku-1", quantity=3),)
     for event in (
-        OrderCancelled(order_id=ORDER_ID, reason="r"),
         OrderShipped(order_id=ORDER_ID, tracking_number="T1", items=quantities),
         InventoryReserved(order_id=ORDER_ID, items=quantities),
+        InventoryReleased(order_id=ORDER_ID, items=quantities),
         PaymentRequested(order_id=ORDER_ID, customer_id="alice", amount=Decimal("1.00")),
     ):
-        assert shown(event) == {}, event
+        assert shown(PLACED, event) == shown(PLACED), event
 
 
-def test_a_cancellation_releases_every_product_of_the_order() -> None:
-    # What the projection relies on: OrderCancelled names no product, its InventoryReleased names them all.
-    added = ItemAdded(
-        order_id=ORDER_ID,
-        product_id="sku-3",
-        quantity=1,
-        unit_price=Decimal("4.00"),
-        line_total=Decimal("4.00"),
-        currency="EUR",
-    )
-    decided = given(ORDER, PLACED, added).when(CancelOrder(ORDER_ID, "alice", False, "r")).then_decided(2)
-    assert isinstance(decided[0], OrderCancelled) and isinstance(decided[1], InventoryReleased)
-    assert {item.product_id for item in decided[1].items} == {"sku-1", "sku-2", "sku-3"}
-
-
-def test_the_summary_counts_orders_not_cancelled_shipped_ones_included() -> None:
-    rows = [
-        {"pk": "1#sku-1", "sk": "order#a", "units": Decimal(3), "revenue": Decimal("37.5"), "applied": {"1"}},
-        {"pk": "1#sku-1", "sk": "order#b", "units": Decimal(1), "revenue": Decimal("0.1"), "applied": {"1"}},
-        {
-            "pk": "1#sku-1",
-            "sk": "order#c",
-            "units": Decimal(5),
-            "revenue": Decimal("50"),
-            "cancelled": True,
-            "applied": {"1", "4"},
-        },
-        {"pk": "1#sku-1", "sk": SUMMARY, "doc": "{}", "version": 3},
-    ]
-    assert summarize("sku-1", rows) == {
+def test_the_summary_reads_summed_counters() -> None:
+    counters = {"units": Decimal(4), "revenue": Decimal("37.6"), "orders": Decimal(2)}
+    assert present("sku-1", counters) == {
         "product_id": "sku-1",
         "units_sold": 4,
         "revenue": "37.60",
         "order_count": 2,
     }
-    assert summarize("sku-1", rows[2:]) == {
-        "product_id": "sku-1",
-        "units_sold": 0,
-        "revenue": "0.00",
-        "order_count": 0,
-    }
+    nothing = {"product_id": "sku-1", "units_sold": 0, "revenue": "0.00", "order_count": 0}
+    assert present("sku-1", {}) == nothing
 
 
 def _history() -> tuple[InMemoryEventStore, list[Commit]]:

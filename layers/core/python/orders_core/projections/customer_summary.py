@@ -1,88 +1,113 @@
 """Customer summary, for mobile clients: open orders, last order and lifetime spend in one small row.
 
 Added after the others without touching the write side: registered, backfilled by a rebuild,
-then it follows the stream like every projection.
+then it follows the stream like every projection. Kept by deltas (projections/deltas): counts
+and spend are sums over the customer's orders; each open order owns an entry on the row while it
+is open; the last order is the newest-wins slot, keyed by when it was placed.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
 from orders_core.domain.money import CENT
 from orders_core.domain.orders import ItemAdded, OrderCancelled, OrderPlaced, OrderShipped
 from orders_core.envelope import Commit
-from orders_core.projections.base import Fact, facts
-from orders_core.projections.contributions import (
-    SUMMARY,
-    Contribution,
-    OrderContributions,
-)
-from orders_core.readmodels.port import Row
+from orders_core.projections.base import ORDER_PREFIX, Fact
+from orders_core.projections.deltas import LATEST, DeltaSummaries, Latest, Owned, Shares, bump
 
 NAME = "customer_summary"
 OPEN_ORDERS_SHOWN = 10
+_OPEN = "open:"
 
 
-def contribution(fact: Fact) -> Contribution | None:
-    """The pure projection of one event onto its order's share of the customer's summary.
-
-    Status is kept as flags, not a value, so that commits applied in any order agree."""
+def fold(order: dict[str, Any], fact: Fact) -> None:
+    """One event's effect on what the customer summary knows of its order. Status is kept as
+    flags, not a value, so that commits applied in any order agree."""
     event = fact.event
-    result = Contribution()
     if isinstance(event, OrderPlaced):
-        result.fields.update(placed=True, order_id=event.order_id, placed_at=fact.envelope.recorded_at)
-        result.bump("total", sum((line.line_total for line in event.items), Decimal("0")))
+        order.update(customer_id=event.customer_id, order_id=event.order_id)
+        order["placed_at"] = fact.envelope.recorded_at
+        bump(order, "total", sum((line.line_total for line in event.items), Decimal("0")))
     elif isinstance(event, ItemAdded):
-        result.bump("total", event.line_total)
+        bump(order, "total", event.line_total)
     elif isinstance(event, OrderShipped):
-        result.fields["shipped"] = True
+        order["shipped"] = True
     elif isinstance(event, OrderCancelled):
-        result.fields["cancelled"] = True
-    else:
-        return None
-    return result
+        order["cancelled"] = True
 
 
-def _status(row: Row) -> str:
-    return "cancelled" if row.get("cancelled") else "shipped" if row.get("shipped") else "placed"
+def _status(order: Mapping[str, Any]) -> str:
+    return "cancelled" if order.get("cancelled") else "shipped" if order.get("shipped") else "placed"
 
 
-def summarize(customer_id: str, rows: Sequence[Row]) -> dict[str, Any]:
-    orders = [row for row in rows if row["sk"] != SUMMARY and row.get("placed")]
-    newest_first = sorted(orders, key=lambda row: (str(row["placed_at"]), str(row["order_id"])), reverse=True)
-    open_orders = [row for row in newest_first if _status(row) == "placed"]
-    spend = sum((Decimal(row.get("total", 0)) for row in orders if _status(row) != "cancelled"), Decimal("0"))
-    last = newest_first[0] if newest_first else None
+def _sort_key(order: Mapping[str, Any]) -> str:
+    return f"{order['placed_at']}#{order['order_id']}"
+
+
+def shares(order: Mapping[str, Any]) -> Shares:
+    if "customer_id" not in order:
+        return {}  # its OrderPlaced has not arrived yet (it may be parked)
+    status = _status(order)
     return {
-        "customer_id": customer_id,
-        "order_count": len(orders),
-        "open_order_count": len(open_orders),
-        "open_orders": [str(row["order_id"]) for row in open_orders[:OPEN_ORDERS_SHOWN]],
-        "last_order": None
-        if last is None
-        else {
-            "order_id": str(last["order_id"]),
-            "placed_at": str(last["placed_at"]),
-            "status": _status(last),
-            "total_amount": str(Decimal(last.get("total", 0)).quantize(CENT)),
-        },
-        "lifetime_spend": str(spend.quantize(CENT)),
+        order["customer_id"]: {
+            "orders": 1,
+            "open": 1 if status == "placed" else 0,
+            "spend": 0 if status == "cancelled" else order.get("total", 0),
+        }
     }
 
 
-class CustomerSummary(OrderContributions):
+def owned(order: Mapping[str, Any]) -> Owned:
+    if "customer_id" not in order or _status(order) != "placed":
+        return {}
+    return {order["customer_id"]: {_OPEN + _sort_key(order): order["order_id"]}}
+
+
+def latest(order: Mapping[str, Any]) -> Latest:
+    if "customer_id" not in order:
+        return {}
+    last = {
+        "order_id": order["order_id"],
+        "placed_at": order["placed_at"],
+        "status": _status(order),
+        "total_amount": str(Decimal(order.get("total", 0)).quantize(CENT)),
+    }
+    return {order["customer_id"]: (_sort_key(order), last)}
+
+
+class CustomerSummary(DeltaSummaries):
     name = NAME
 
-    def contribution(self, fact: Fact) -> Contribution | None:
-        return contribution(fact)
+    def source_of(self, commit: Commit) -> str | None:
+        return commit.stream_id if commit.stream_id.startswith(ORDER_PREFIX) else None
 
-    def entity_of(self, first_commit: Commit) -> str:
-        placed = facts(first_commit)[0].event
-        if not isinstance(placed, OrderPlaced):
-            raise LookupError(f"{first_commit.stream_id} does not start with OrderPlaced")
-        return placed.customer_id
+    def fold(self, data: dict[str, Any], fact: Fact) -> None:
+        fold(data, fact)
 
-    def summarize(self, entity: str, rows: Sequence[Row]) -> dict[str, Any]:
-        return summarize(entity, rows)
+    def shares(self, data: Mapping[str, Any]) -> Shares:
+        return shares(data)
+
+    def owned(self, data: Mapping[str, Any]) -> Owned:
+        return owned(data)
+
+    def latest(self, data: Mapping[str, Any]) -> Latest:
+        return latest(data)
+
+    def present(self, entity: str, counters: Mapping[str, Decimal]) -> dict[str, Any]:
+        return {
+            "customer_id": entity,
+            "order_count": int(counters.get("orders", 0)),
+            "open_order_count": int(counters.get("open", 0)),
+            "lifetime_spend": str(counters.get("spend", Decimal(0)).quantize(CENT)),
+        }
+
+    def present_fields(self, fields: Mapping[str, Any]) -> dict[str, Any]:
+        latest = fields.get(LATEST)
+        newest_first = sorted((name for name in fields if name.startswith(_OPEN)), reverse=True)
+        return {
+            "open_orders": [str(fields[name]) for name in newest_first[:OPEN_ORDERS_SHOWN]],
+            "last_order": None if latest is None else {name: str(value) for name, value in latest.items()},
+        }

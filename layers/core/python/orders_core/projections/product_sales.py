@@ -1,92 +1,78 @@
-"""Product sales analytics: one row per product, over the orders placed and not cancelled.
+"""Product sales analytics: one summary per product, over the orders placed and not cancelled.
 
 Added after the others without touching the write side: registered, backfilled by a rebuild,
-then it follows the stream like every projection.
-
-Each order owns one contribution row in the partition of every product it names (`order#<id>`,
-as inventory's reservations): the units and line totals it charged for that product, and a
-`cancelled` flag. Flags, not a status, so that commits applied in any order agree; a cancelled
-order keeps its counters and the summary leaves them out. OrderCancelled names no products: the
-products of a cancelled order are the ones its InventoryReleased (same commit, every product of
-the order, `orders._cancel`) releases.
+then it follows the stream like every projection. Kept by deltas (projections/deltas): each
+order remembers the units and line totals it charged per product and whether it was cancelled;
+a product's summary adds up the orders that name it.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
 from orders_core.domain.money import CENT
-from orders_core.domain.orders import InventoryReleased, ItemAdded, OrderPlaced
+from orders_core.domain.orders import ItemAdded, OrderCancelled, OrderPlaced
 from orders_core.envelope import Commit
-from orders_core.projections.base import ORDER_PREFIX, Fact, facts
-from orders_core.projections.contributions import (
-    SUMMARY,
-    Contribution,
-    SummarizedPartitions,
-)
-from orders_core.readmodels.port import Row
+from orders_core.projections.base import ORDER_PREFIX, Fact
+from orders_core.projections.deltas import DeltaSummaries, Shares, bump
 
 NAME = "product_sales"
-_UNITS, _REVENUE = "units", "revenue"
+# A best-selling product's row is written by most batches: eight rows share the load.
+SHARDS = 8
 
 
-def contributions(fact: Fact) -> dict[str, Contribution]:
-    """The pure projection of one event: what it adds to its order's row of each product it names."""
+def fold(order: dict[str, Any], fact: Fact) -> None:
+    """One event's effect on what the product sales read model knows of its order."""
     event = fact.event
-    result: dict[str, Contribution] = defaultdict(Contribution)
     if isinstance(event, OrderPlaced):
         for line in event.items:
-            result[line.product_id].bump(_UNITS, line.quantity)
-            result[line.product_id].bump(_REVENUE, line.line_total)
+            _add_line(order, line.product_id, line.quantity, line.line_total)
     elif isinstance(event, ItemAdded):
         # The total the event charged (ADR 8), not unit price × quantity.
-        result[event.product_id].bump(_UNITS, event.quantity)
-        result[event.product_id].bump(_REVENUE, event.line_total)
-    elif isinstance(event, InventoryReleased):
-        for item in event.items:
-            result[item.product_id].fields["cancelled"] = True
-    return dict(result)
+        _add_line(order, event.product_id, event.quantity, event.line_total)
+    elif isinstance(event, OrderCancelled):
+        order["cancelled"] = True
 
 
-def summarize(product_id: str, rows: Sequence[Row]) -> dict[str, Any]:
-    """The product's figures from its orders' contribution rows."""
-    counted = [
-        row
-        for row in rows
-        if row["sk"] != SUMMARY and not row.get("cancelled") and Decimal(row.get(_UNITS, 0)) > 0
-    ]
-    units = sum((Decimal(row[_UNITS]) for row in counted), Decimal(0))
-    revenue = sum((Decimal(row.get(_REVENUE, 0)) for row in counted), Decimal("0"))
+def _add_line(order: dict[str, Any], product_id: str, quantity: int, line_total: Decimal) -> None:
+    bump(order.setdefault("units", {}), product_id, quantity)
+    bump(order.setdefault("revenue", {}), product_id, line_total)
+
+
+def shares(order: Mapping[str, Any]) -> Shares:
+    """Each product the order names; it counts there unless cancelled or of no units."""
+    result: Shares = {}
+    for product, units in order.get("units", {}).items():
+        counted = not order.get("cancelled") and units > 0
+        result[product] = (
+            {"units": units, "revenue": order["revenue"].get(product, 0), "orders": 1} if counted else {}
+        )
+    return result
+
+
+def present(product_id: str, counters: Mapping[str, Decimal]) -> dict[str, Any]:
     return {
         "product_id": product_id,
-        "units_sold": int(units),
-        "revenue": str(revenue.quantize(CENT)),
-        "order_count": len(counted),
+        "units_sold": int(counters.get("units", 0)),
+        "revenue": str(counters.get("revenue", Decimal(0)).quantize(CENT)),
+        "order_count": int(counters.get("orders", 0)),
     }
 
 
-class ProductSales(SummarizedPartitions):
+class ProductSales(DeltaSummaries):
     name = NAME
+    shards = SHARDS
 
-    def process(self, commits: Sequence[Commit]) -> dict[int, Exception]:
-        failures: dict[int, Exception] = {}
-        # (product, order row) -> commit version -> contribution, and who contributed
-        parts: dict[tuple[str, str], dict[int, Contribution]] = defaultdict(dict)
-        members: dict[tuple[str, str], list[tuple[int, Commit]]] = defaultdict(list)
-        for position, commit in enumerate(commits):
-            if not commit.stream_id.startswith(ORDER_PREFIX):
-                continue
-            row_kind = f"order#{commit.stream_id.removeprefix(ORDER_PREFIX)}"
-            for fact in facts(commit):
-                for product, part in contributions(fact).items():
-                    parts[(product, row_kind)].setdefault(commit.first_version, Contribution()).add(part)
-                    members[(product, row_kind)].append((position, commit))
+    def source_of(self, commit: Commit) -> str | None:
+        return commit.stream_id if commit.stream_id.startswith(ORDER_PREFIX) else None
 
-        self.refresh_all(self.apply_parts(parts, members, failures), failures)
-        return failures
+    def fold(self, data: dict[str, Any], fact: Fact) -> None:
+        fold(data, fact)
 
-    def summarize(self, entity: str, rows: Sequence[Row]) -> dict[str, Any]:
-        return summarize(entity, rows)
+    def shares(self, data: Mapping[str, Any]) -> Shares:
+        return shares(data)
+
+    def present(self, entity: str, counters: Mapping[str, Decimal]) -> dict[str, Any]:
+        return present(entity, counters)

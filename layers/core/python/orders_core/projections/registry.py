@@ -30,14 +30,22 @@ REGISTRY: dict[str, Registration] = {
     registration.name: registration
     for registration in (
         Registration(customer_orders.NAME, CUSTOMER_ORDERS, customer_orders.CustomerOrders),
-        Registration(sales.NAME, SALES_ANALYTICS, sales.SalesAnalytics),
+        Registration(
+            sales.NAME,
+            SALES_ANALYTICS,
+            lambda store, _events, generation: sales.SalesAnalytics(store, generation),
+        ),
         Registration(
             inventory.NAME,
             INVENTORY,
             lambda store, _events, generation: inventory.Inventory(store, generation),
         ),
         # Added later with no change to the write side: backfilled by a rebuild, then live.
-        Registration(customer_summary.NAME, CUSTOMER_SUMMARY, customer_summary.CustomerSummary),
+        Registration(
+            customer_summary.NAME,
+            CUSTOMER_SUMMARY,
+            lambda store, _events, generation: customer_summary.CustomerSummary(store, generation),
+        ),
         # Added by registration alone too; backfilled with `orders rebuild product_sales`.
         Registration(
             product_sales.NAME,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import random
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
@@ -10,10 +12,13 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import BotoCoreError, ClientError
 
 from orders_core.readmodels.port import (
+    MAX_ATOMIC_ROWS,
     Key,
     Number,
     ReadStoreError,
     Row,
+    StateWrite,
+    SummaryDelta,
     VersionConflict,
     decode_cursor,
     encode_cursor,
@@ -21,9 +26,19 @@ from orders_core.readmodels.port import (
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
+    from mypy_boto3_dynamodb.type_defs import (
+        ConditionCheckTypeDef,
+        PutTypeDef,
+        TransactWriteItemTypeDef,
+        UpdateTypeDef,
+    )
 
 INDEX_NAME = "by_customer"
 _BATCH_GET_LIMIT = 100
+# A transaction cancelled only because another one held its items is tried this many times in all,
+# pausing a jittered 10 ms to 80 ms (more each time) between tries.
+_TRANSACTION_ATTEMPTS = 5
+_CONFLICT_PAUSE_SECONDS = (0.010, 0.080)
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
 
@@ -64,6 +79,37 @@ def _condition_held(operation: str, write: Callable[[], object]) -> bool:
     return True
 
 
+def _key(key: Key) -> dict[str, Any]:
+    return {"pk": {"S": key[0]}, "sk": {"S": key[1]}}
+
+
+def _version_condition(expected: int | None) -> tuple[str, dict[str, Any]]:
+    """The condition of a versioned write, the stored row is at `expected` (None: absent), and
+    the values it uses (none for absence: DynamoDB refuses an empty map)."""
+    if expected is None:
+        return "attribute_not_exists(pk)", {}
+    return "version = :expected", {":expected": {"N": str(expected)}}
+
+
+def _check_atomic_keys(keys: Sequence[Key]) -> None:
+    # Refused here rather than by DynamoDB, whose ValidationException names no key.
+    if len(keys) > MAX_ATOMIC_ROWS:
+        raise ValueError(f"{len(keys)} rows in one atomic write, at most {MAX_ATOMIC_ROWS}")
+    if len(set(keys)) != len(keys):
+        duplicates = sorted({key for key in keys if keys.count(key) > 1})
+        raise ValueError(f"rows written twice in one atomic write: {duplicates}")
+
+
+def _cancellation_codes(exc: ClientError) -> list[str]:
+    """One code per transaction action, in order ("None" for those that would have succeeded)."""
+    return [str(reason.get("Code", "")) for reason in exc.response.get("CancellationReasons", [])]
+
+
+def _conflict_pause(attempt: int) -> float:
+    low, high = _CONFLICT_PAUSE_SECONDS
+    return random.uniform(low, min(high, low * 2**attempt))
+
+
 class DynamoDBReadStore:
     def __init__(self, client: DynamoDBClient, table_name: str) -> None:
         self._client = client
@@ -92,14 +138,14 @@ class DynamoDBReadStore:
         return rows
 
     def put_next_version(self, key: Key, row: Row, *, version: int, expected: int | None) -> None:
+        condition, values = _version_condition(expected)
         request: dict[str, Any] = {
             "TableName": self._table,
             "Item": _to_item({**row, "pk": key[0], "sk": key[1], "version": version}),
-            "ConditionExpression": "attribute_not_exists(pk)",
+            "ConditionExpression": condition,
         }
-        if expected is not None:
-            request["ConditionExpression"] = "version = :expected"
-            request["ExpressionAttributeValues"] = {":expected": {"N": str(expected)}}
+        if values:
+            request["ExpressionAttributeValues"] = values
         if not _condition_held("put_next_version", lambda: self._client.put_item(**request)):
             raise VersionConflict(key, expected)
 
@@ -151,6 +197,116 @@ class DynamoDBReadStore:
                 ExpressionAttributeValues=values,
             ),
         )
+
+    def apply_atomically(self, states: Sequence[StateWrite], deltas: Sequence[SummaryDelta]) -> list[Key]:
+        _check_atomic_keys([state.key for state in states] + [delta.key for delta in deltas])
+        keys: list[Key] = []
+        actions: list[TransactWriteItemTypeDef] = []
+        for state in states:
+            keys.append(state.key)
+            actions.append(self._state_action(state))
+        for delta in deltas:
+            action = self._delta_action(delta)
+            if action is not None:
+                keys.append(delta.key)
+                actions.append(action)
+        if not actions:
+            return []
+        for attempt in range(_TRANSACTION_ATTEMPTS):
+            if attempt:
+                time.sleep(_conflict_pause(attempt))
+            codes = self._transact(actions)
+            if codes is None:
+                return []
+            failed = [key for key, code in zip(keys, codes, strict=False) if code == "ConditionalCheckFailed"]
+            if failed:
+                return failed
+        raise ReadStoreError("apply_atomically", "TransactionConflict")
+
+    def _transact(self, actions: Sequence[TransactWriteItemTypeDef]) -> list[str] | None:
+        """Run the transaction: None if it was applied; the reason codes if it was cancelled for a
+        failed condition or only because another transaction or write held one of its items. Any
+        other failure (a throttle, a bad request) is a ReadStoreError."""
+        try:
+            with _translated("apply_atomically"):
+                self._client.transact_write_items(TransactItems=actions)
+        except ReadStoreError as error:
+            cause = error.__cause__
+            if error.code != "TransactionCanceledException" or not isinstance(cause, ClientError):
+                raise
+            codes = _cancellation_codes(cause)
+            if "ConditionalCheckFailed" in codes:
+                return codes
+            if "TransactionConflict" in codes and set(codes) <= {"None", "TransactionConflict"}:
+                return codes
+            raise
+        return None
+
+    def _state_action(self, state: StateWrite) -> TransactWriteItemTypeDef:
+        row = {**state.row, "pk": state.key[0], "sk": state.key[1], "version": state.version}
+        condition, values = _version_condition(state.expected)
+        put: PutTypeDef = {"TableName": self._table, "Item": _to_item(row), "ConditionExpression": condition}
+        if values:
+            put["ExpressionAttributeValues"] = values
+        return {"Put": put}
+
+    def _delta_action(self, delta: SummaryDelta) -> TransactWriteItemTypeDef | None:
+        """The Update a delta makes; a ConditionCheck when it changes nothing but has a condition
+        (DynamoDB refuses an Update without a clause); None when it has neither."""
+        # Every name goes through a placeholder: names like `qty:sku-1` are not valid in an expression.
+        names: dict[str, str] = {}
+        values: dict[str, Any] = {}
+        clauses = []
+        adds = []
+        for index, (name, amount) in enumerate(delta.add.items()):
+            names[f"#a{index}"] = name
+            values[f":a{index}"] = _serializer.serialize(amount)
+            adds.append(f"#a{index} :a{index}")
+        if adds:
+            clauses.append("ADD " + ", ".join(adds))
+        sets = []
+        for index, (name, value) in enumerate(delta.set.items()):
+            names[f"#s{index}"] = name
+            values[f":s{index}"] = _serializer.serialize(value)
+            sets.append(f"#s{index} = :s{index}")
+        if sets:
+            clauses.append("SET " + ", ".join(sets))
+        removes = []
+        for index, name in enumerate(delta.remove):
+            names[f"#r{index}"] = name
+            removes.append(f"#r{index}")
+        if removes:
+            clauses.append("REMOVE " + ", ".join(removes))
+        condition = None
+        if delta.only_if_not_after is not None:
+            name, value = delta.only_if_not_after
+            names["#if"] = name
+            condition = "attribute_not_exists(#if) OR #if <= :if"
+            values[":if"] = {"S": value}
+        if not clauses:
+            if condition is None:
+                return None
+            check: ConditionCheckTypeDef = {
+                "TableName": self._table,
+                "Key": _key(delta.key),
+                "ConditionExpression": condition,
+                "ExpressionAttributeNames": names,
+            }
+            if values:
+                check["ExpressionAttributeValues"] = values
+            return {"ConditionCheck": check}
+        update: UpdateTypeDef = {
+            "TableName": self._table,
+            "Key": _key(delta.key),
+            "UpdateExpression": " ".join(clauses),
+            "ExpressionAttributeNames": names,
+        }
+        if condition is not None:
+            update["ConditionExpression"] = condition
+        # DynamoDB refuses an empty map of values (a delta that only removes).
+        if values:
+            update["ExpressionAttributeValues"] = values
+        return {"Update": update}
 
     def delete_if(self, key: Key, *, counter: str, equals: Number) -> bool:
         return _condition_held(

@@ -7,7 +7,17 @@ import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from orders_core.readmodels.port import Key, Number, Row, VersionConflict, decode_cursor, encode_cursor
+from orders_core.readmodels.port import (
+    MAX_ATOMIC_ROWS,
+    Key,
+    Number,
+    Row,
+    StateWrite,
+    SummaryDelta,
+    VersionConflict,
+    decode_cursor,
+    encode_cursor,
+)
 
 
 class InMemoryReadStore:
@@ -54,6 +64,46 @@ class InMemoryReadStore:
             row.update(copy.deepcopy(dict(fields)))
             return True
 
+    def apply_atomically(self, states: Sequence[StateWrite], deltas: Sequence[SummaryDelta]) -> list[Key]:
+        _check_atomic_keys([state.key for state in states] + [delta.key for delta in deltas])
+        with self._lock:
+            # Every condition first, against the rows as they are: one failure writes nothing.
+            failed = [state.key for state in states if not self._at_expected(state)]
+            failed += [delta.key for delta in deltas if not self._holds(delta)]
+            if failed:
+                return failed
+            for state in states:
+                self._rows[state.key] = {
+                    **copy.deepcopy(state.row),
+                    "pk": state.key[0],
+                    "sk": state.key[1],
+                    "version": state.version,
+                }
+            for delta in deltas:
+                if not (delta.add or delta.set or delta.remove):
+                    continue  # only a condition: DynamoDB checks it and creates no row
+                row = self._rows.setdefault(delta.key, {"pk": delta.key[0], "sk": delta.key[1]})
+                for name, amount in delta.add.items():
+                    row[name] = row.get(name, 0) + amount
+                row.update(copy.deepcopy(dict(delta.set)))
+                for name in delta.remove:
+                    row.pop(name, None)
+            return []
+
+    def _at_expected(self, state: StateWrite) -> bool:
+        # A row a delta created has no version: it is neither absent nor at any version.
+        row = self._rows.get(state.key)
+        if row is None:
+            return state.expected is None
+        return state.expected is not None and row.get("version") == state.expected
+
+    def _holds(self, delta: SummaryDelta) -> bool:
+        if delta.only_if_not_after is None:
+            return True
+        name, value = delta.only_if_not_after
+        stored = self._rows.get(delta.key, {}).get(name)
+        return stored is None or str(stored) <= value
+
     def delete_if(self, key: Key, *, counter: str, equals: Number) -> bool:
         with self._lock:
             row = self._rows.get(key)
@@ -85,6 +135,15 @@ class InMemoryReadStore:
             for key in doomed:
                 del self._rows[key]
         return len(doomed)
+
+
+def _check_atomic_keys(keys: Sequence[Key]) -> None:
+    # DynamoDB's limits on a transaction, so the fake refuses what the real store would.
+    if len(keys) > MAX_ATOMIC_ROWS:
+        raise ValueError(f"{len(keys)} rows in one atomic write, at most {MAX_ATOMIC_ROWS}")
+    if len(set(keys)) != len(keys):
+        duplicates = sorted({key for key in keys if keys.count(key) > 1})
+        raise ValueError(f"rows written twice in one atomic write: {duplicates}")
 
 
 def _index_position(row: Row) -> tuple[str, str, str]:

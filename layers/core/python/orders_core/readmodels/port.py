@@ -1,9 +1,11 @@
 """The read-model store port: the few conditional writes that make projections exact.
 
-Rows live under a (pk, sk) key. Three write rules cover every projection:
+Rows live under a (pk, sk) key. Four write rules cover every projection:
 - `put_next_version`: a per-stream row moves only from version `expected` to `version`;
 - `put_if_newer`: a row derived from others is replaced only by a newer derivation;
 - `add_contribution`: commutative counters, applied at most once per source id;
+- `apply_atomically`: source rows, each moved only from the version it was read at, together
+  with the deltas they make to summary rows, all or nothing (a DynamoDB transaction);
 and `delete_if` removes a row only if nobody added to it since it was read.
 """
 
@@ -12,6 +14,7 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Protocol
 
@@ -40,6 +43,33 @@ class ReadStoreError(Exception):
         super().__init__(f"read store {operation} failed: {code or 'unknown error'}")
         self.operation = operation
         self.code = code
+
+
+MAX_ATOMIC_ROWS = 100  # DynamoDB's TransactWriteItems limit: 100 actions on distinct items
+
+
+@dataclass(frozen=True)
+class StateWrite:
+    """Replace the row at `key` with `row` at `version`, only if it is still at `expected`
+    (None: the row must not exist)."""
+
+    key: Key
+    row: Row
+    version: int
+    expected: int | None
+
+
+@dataclass(frozen=True)
+class SummaryDelta:
+    """Change a summary row in place: add to counters (absent counts as 0), set and remove
+    attributes. With `only_if_not_after=(name, value)`, only if the row's string attribute `name`
+    is absent or not after `value` (<=): a newest-wins slot written only by as new a writer."""
+
+    key: Key
+    add: Mapping[str, Number] = field(default_factory=dict)
+    set: Mapping[str, Any] = field(default_factory=dict)
+    remove: Sequence[str] = ()
+    only_if_not_after: tuple[str, str] | None = None
 
 
 class InvalidCursor(ValueError):
@@ -85,6 +115,14 @@ class ReadStore(Protocol):
     ) -> bool:
         """Atomically add `counters`, set `fields` and record `sources` as applied, unless any
         of `sources` was applied before (then change nothing and return False)."""
+        ...
+
+    def apply_atomically(self, states: Sequence[StateWrite], deltas: Sequence[SummaryDelta]) -> list[Key]:
+        """Write every state row and apply every delta, or nothing. Answers the keys whose
+        condition failed (then nothing was written); an empty list when all was applied.
+
+        At most MAX_ATOMIC_ROWS rows in all, each key once (else ValueError). Attribute names
+        may hold any character (`qty:sku-1`)."""
         ...
 
     def delete_if(self, key: Key, *, counter: str, equals: Number) -> bool:

@@ -59,17 +59,17 @@ class RebuildOperations:
             raise RuleViolation(f"rebuild {running.building_rebuild_id} of {projection} is still running")
         now = self._clock()
         rebuild_id = f"{now:%Y%m%dT%H%M%S}-{projection.replace('_', '-')}-{secrets.token_hex(2)}"
-        run = self._runs.save_run(
+        self._runs.save_run(
             RebuildRun(rebuild_id=rebuild_id, projection=projection, started_at=format_timestamp(now))
         )
         try:
             arn = self._start_execution(rebuild_id, {"rebuild_id": rebuild_id, "projection": projection})
         except Exception as exc:
-            self._runs.save_run(
-                replace(run, status="FAILED", phase="failed", error=f"could not start: {exc}")
-            )
+            failed = f"could not start: {exc}"
+            self._runs.update(rebuild_id, lambda r: replace(r, status="FAILED", phase="failed", error=failed))
             raise
-        return self._runs.save_run(replace(run, execution_arn=arn))
+        # The workflow may already have saved the run (its first step): add to the latest record.
+        return self._runs.update(rebuild_id, lambda r: replace(r, execution_arn=arn))
 
     def runs(self) -> list[dict[str, Any]]:
         """The latest runs, newest first, as operators see them."""

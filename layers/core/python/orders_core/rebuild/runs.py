@@ -6,12 +6,19 @@ Kept in the projections' control table (a partition of its own), through the Rea
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from orders_core.readmodels.port import ReadStore
 
 RUNS = "rebuilds"
+# Read-modify-write rounds before an update of a run gives up (its writers are a handful of steps).
+UPDATE_ROUNDS = 10
+
+
+class RunConflict(Exception):
+    """The run was saved by someone else since it was read."""
 
 
 @dataclass(frozen=True)
@@ -43,10 +50,30 @@ class RunStore:
         return RebuildRun(**{**json.loads(row["doc"]), "revision": int(row["version"])}) if row else None
 
     def save_run(self, run: RebuildRun) -> RebuildRun:
+        """Save `run` if nobody saved it since it was read (RunConflict otherwise)."""
         saved = replace(run, revision=run.revision + 1)
         doc = {k: v for k, v in asdict(saved).items() if k != "revision"}
-        self._store.put_if_newer((RUNS, run.rebuild_id), {"doc": json.dumps(doc)}, version=saved.revision)
+        if not self._store.put_if_newer(
+            (RUNS, run.rebuild_id), {"doc": json.dumps(doc)}, version=saved.revision
+        ):
+            raise RunConflict(f"rebuild {run.rebuild_id} was saved meanwhile")
         return saved
+
+    def update(self, rebuild_id: str, change: Callable[[RebuildRun], RebuildRun]) -> RebuildRun:
+        """Apply `change` to the latest record of the run and save it, again if another writer
+        saved it meanwhile (steps, late bucket workers and the abandon step all write it)."""
+        for _ in range(UPDATE_ROUNDS):
+            run = self.run(rebuild_id)
+            if run is None:
+                raise LookupError(f"no rebuild {rebuild_id}")
+            changed = change(run)
+            if changed == run:
+                return run
+            try:
+                return self.save_run(changed)
+            except RunConflict:
+                continue
+        raise RunConflict(f"rebuild {rebuild_id} kept changing; gave up after {UPDATE_ROUNDS} attempts")
 
     def runs(self) -> list[RebuildRun]:
         rows = self._store.query_partition(RUNS)

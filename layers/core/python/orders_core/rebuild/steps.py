@@ -28,6 +28,8 @@ from orders_core.store.export_files import commit_of, event_count, is_data_file,
 from orders_core.store.port import EventStore
 
 DEFAULT_BUCKETS = 8
+# Phases a run only leaves for one another: once abandoned, no step moves it back.
+ENDING = ("abandoning", "failed")
 APPLY_CHUNK = 2_000
 
 
@@ -93,7 +95,12 @@ class RebuildSteps:
         return run
 
     def _phase(self, rebuild_id: str, phase: str, **changes: Any) -> RebuildRun:
-        return self._runs.save_run(replace(self._run(rebuild_id), phase=phase, **changes))
+        def move(run: RebuildRun) -> RebuildRun:
+            if run.phase in ENDING and phase not in ENDING:
+                return run  # a late worker of an abandoned run: its end stays as the abandon wrote it
+            return replace(run, phase=phase, **changes)
+
+        return self._runs.update(rebuild_id, move)
 
     # -- steps -------------------------------------------------------------------------------------
 
