@@ -5,14 +5,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from aws_cdk import Duration
+from aws_cdk import ArnFormat, Duration, Stack
 from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
-from infra.dynamodb import ADMIN_CONTROL_ACTIONS, APPLY_ACTIONS, GAP_FILL_ACTIONS, grant
+from infra.dynamodb import ADMIN_CONTROL_ACTIONS, GAP_FILL_ACTIONS, RELEASE_ACTIONS, grant
 from infra.lambda_function import PythonFunction
 from infra.layers import Layers
+from infra.nag import acknowledge
 from infra.settings import Settings
 from orders_core.tables import EVENTS, PROJECTIONS_CONTROL, TableSpec
 
@@ -33,7 +35,7 @@ class AdminApi(Construct):
         events: dynamodb.ITable,
         control: dynamodb.ITable,
         read_tables: Mapping[TableSpec, dynamodb.ITable],
-        rebuild: sfn.IStateMachine,
+        rebuild: sfn.StateMachine,
     ) -> None:
         super().__init__(scope, construct_id)
         self.handler = PythonFunction(
@@ -60,8 +62,33 @@ class AdminApi(Construct):
         # Replaying parked commits (POST /admin/failures/replay): read them from the events table
         # (and fill gaps), then apply them to their read models, every generation in use.
         grant(role, events, EVENTS, GAP_FILL_ACTIONS)
+        # and releasing a claim a dead run holds deletes (a bounded part of) its partial generation.
         for spec, table in read_tables.items():
-            grant(role, table, spec, APPLY_ACTIONS)
-        # Start a rebuild, and nothing else: states:StartExecution on this state machine only.
+            grant(role, table, spec, RELEASE_ACTIONS)
+        # Start a rebuild; before releasing a claim, see whether its execution still runs.
         rebuild.grant_start_execution(role)
+        stack = Stack.of(self)
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                actions=["states:DescribeExecution"],
+                resources=[
+                    stack.format_arn(
+                        service="states",
+                        resource="execution",
+                        resource_name=f"{rebuild.state_machine_name}:*",
+                        arn_format=ArnFormat.COLON_RESOURCE_NAME,
+                    )
+                ],
+            )
+        )
+        machine = rebuild.node.default_child
+        assert machine is not None
+        machine_id = stack.resolve(machine.logical_id)  # type: ignore[attr-defined]
+        acknowledge(
+            role,
+            "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:states:<AWS::Region>:<AWS::AccountId>:"
+            f"execution:<{machine_id}.Name>:*]",
+            "DescribeExecution on this state machine's executions (named after the rebuild ids this "
+            "function creates): `orders rebuild --release` refuses while the run's execution runs.",
+        )
         self.function = self.handler.function

@@ -19,8 +19,8 @@ _ATTRIBUTE_TYPES = {"S": dynamodb.AttributeType.STRING, "N": dynamodb.AttributeT
 # conditional UpdateItem; apply_atomically = TransactWriteItems, which has no IAM action of its own:
 # it is authorized per action, PutItem for its state rows, UpdateItem for its deltas and
 # ConditionCheckItem for a delta that only checks; delete_if = conditional DeleteItem;
-# query_partition, query_index = Query; delete_partition_prefix = Scan + BatchWriteItem. It never
-# calls GetItem.
+# query_partition, query_index = Query; delete_partition_prefix_page = Scan + BatchWriteItem. It
+# never calls GetItem.
 READ_ACTIONS = ("dynamodb:GetItem", "dynamodb:Query", "dynamodb:BatchGetItem")
 # The events table's gap fill (orders_core/store/dynamodb.py): read_commits and
 # read_commits_covering are Query, read_commit (a cross-stream view's first commit) is GetItem.
@@ -47,9 +47,12 @@ WRITE_ACTIONS = (
     "dynamodb:Query",
 )
 # The rebuild worker on a read model: applying a generation (APPLY_ACTIONS), plus the Scan and
-# BatchWriteItem that delete a retired or abandoned generation's rows (delete_partition_prefix).
+# BatchWriteItem that delete a retired or abandoned generation's rows (delete_partition_prefix_page).
 # WRITE_ACTIONS also carries GetItem and DeleteItem, which the worker's code does not call today.
 REBUILD_ACTIONS = (*WRITE_ACTIONS, "dynamodb:Scan")
+# The admin function on a read model: replaying parked commits (APPLY_ACTIONS), and releasing a claim
+# a dead run holds, which deletes its partial generation a few pages at a time (Scan + BatchWriteItem).
+RELEASE_ACTIONS = (*APPLY_ACTIONS, "dynamodb:Scan", "dynamodb:BatchWriteItem")
 # The control table (orders_core.projections.control, .parking, orders_core.rebuild.runs) through
 # the read store's calls.
 CONTROL_READ_ACTIONS = ("dynamodb:GetItem", "dynamodb:BatchGetItem")  # which generation readers use

@@ -3,7 +3,6 @@ function errors and throttles, API 5xx, failed or timed-out rebuilds."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -18,7 +17,7 @@ from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 from infra.settings import Settings
-from infra.workflow import ASL_FILE, retry_attempts
+from infra.workflow import definition, retry_attempts
 from orders_core.api_routes import FunctionName
 from orders_core.projections.fanout import PROJECTOR
 from orders_core.stream_delivery import SERVICE as PROJECTIONS_SERVICE
@@ -51,7 +50,7 @@ def expected_worker_errors() -> int:
     """Unhandled errors the rebuild worker raises in a healthy run: its catch-up step raises
     NotCaughtUp until the live projection delivers the marker, and the workflow retries it up to
     this many times (in about four minutes). A failed run ends FAILED and alarms on its own."""
-    return retry_attempts(json.loads(ASL_FILE.read_text()), "NotCaughtUp")
+    return retry_attempts(definition(), "NotCaughtUp")
 
 
 FIVE_MINUTES = Duration.minutes(5)
@@ -72,6 +71,7 @@ class Monitoring(Construct):
         dead_letters: sqs.IQueue,
         rebuild: sfn.IStateMachine,
         rebuild_worker: lambda_.IFunction,
+        rebuild_dead_letters: sqs.IQueue,
         thresholds: Thresholds = Thresholds(),
     ) -> None:
         super().__init__(scope, construct_id)
@@ -84,7 +84,7 @@ class Monitoring(Construct):
         self._alarm_on_parked_commits(read_models)
         self._alarm_on_functions(functions)
         self._alarm_on_api(api)
-        self._alarm_on_rebuilds(rebuild)
+        self._alarm_on_rebuilds(rebuild, rebuild_dead_letters)
         if settings.alarm_topic_arn:
             self._notify(settings.alarm_topic_arn)
 
@@ -92,7 +92,7 @@ class Monitoring(Construct):
         self.dashboard.add_widgets(*self._api_widgets(api))
         self.dashboard.add_widgets(*self._function_widgets(functions))
         self.dashboard.add_widgets(*self._projection_widgets(projector, read_models, dead_letters))
-        self.dashboard.add_widgets(*self._rebuild_widgets(rebuild, rebuild_worker))
+        self.dashboard.add_widgets(*self._rebuild_widgets(rebuild, rebuild_worker, rebuild_dead_letters))
 
     # -- alarms ------------------------------------------------------------------------------------
 
@@ -155,7 +155,7 @@ class Monitoring(Construct):
             problem="the HTTP API answered 5xx",
         )
 
-    def _alarm_on_rebuilds(self, rebuild: sfn.IStateMachine) -> None:
+    def _alarm_on_rebuilds(self, rebuild: sfn.IStateMachine, dead_letters: sqs.IQueue) -> None:
         self._alarm(
             "RebuildExecutionsFailed",
             rebuild.metric_failed(statistic="Sum", period=FIVE_MINUTES),
@@ -168,6 +168,16 @@ class Monitoring(Construct):
             rebuild.metric_timed_out(statistic="Sum", period=FIVE_MINUTES),
             threshold=self._thresholds.rebuild_failures,
             problem="a rebuild timed out",
+        )
+        self._alarm(
+            "RebuildAbandonDeadLetters",
+            dead_letters.metric_approximate_number_of_messages_visible(
+                statistic="Maximum", period=ONE_MINUTE
+            ),
+            threshold=self._thresholds.dead_letters,
+            problem="a rebuild execution ended (stopped, timed out or failed) and its run could not be "
+            "abandoned: its projection may still be claimed. The queue holds the status-change event; "
+            "see `orders rebuilds` and the worker's log",
         )
 
     def _notify(self, topic_arn: str) -> None:
@@ -279,7 +289,9 @@ class Monitoring(Construct):
         ]
 
     @staticmethod
-    def _rebuild_widgets(rebuild: sfn.IStateMachine, worker: lambda_.IFunction) -> list[cw.IWidget]:
+    def _rebuild_widgets(
+        rebuild: sfn.IStateMachine, worker: lambda_.IFunction, dead_letters: sqs.IQueue
+    ) -> list[cw.IWidget]:
         return [
             cw.GraphWidget(
                 title="Rebuild executions",
@@ -301,7 +313,12 @@ class Monitoring(Construct):
                     worker.metric_invocations(period=ONE_MINUTE, label="invocations"),
                     worker.metric_errors(period=ONE_MINUTE, label="errors (incl. catch-up waits)"),
                 ],
-                right=[worker.metric_duration(statistic="p99", period=ONE_MINUTE, label="duration p99")],
+                right=[
+                    worker.metric_duration(statistic="p99", period=ONE_MINUTE, label="duration p99"),
+                    dead_letters.metric_approximate_number_of_messages_visible(
+                        period=ONE_MINUTE, label="runs not abandoned (queue)"
+                    ),
+                ],
             ),
         ]
 

@@ -2,9 +2,15 @@
 worker function, and the bucket the events table is exported to.
 
 The state machine exports the events table to `rebuilds/<id>/export` (DynamoDB writes the files
-with the state machine role's credentials), shuffles the export's files with a Distributed Map
-(child workflow executions of this state machine) and calls the worker for every other step.
-The definition is the one file the local run uses too: the stack only fills its placeholders.
+with the state machine role's credentials), shuffles the export's files and applies the buckets
+with two Distributed Maps (child workflow executions of this state machine) and calls the worker
+for every other step. The definition is the one file the local run uses too: the stack only fills
+its placeholders (ARNs, the execution's timeout, the maps' concurrency: `RebuildSettings`).
+
+An execution that ends without its own Abandon (stopped, timed out, or failed even to abandon)
+would keep its projection claimed: an EventBridge rule on the state machine's status changes
+(ABORTED, TIMED_OUT, FAILED) hands the event to the worker, which abandons that run. What the
+rule cannot deliver, or the worker fails on three times, lands in a dead-letter queue.
 """
 
 from __future__ import annotations
@@ -14,9 +20,13 @@ from pathlib import Path
 
 from aws_cdk import ArnFormat, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_events as eventbridge
+from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda_destinations as destinations
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct, IConstruct
 
@@ -24,7 +34,7 @@ from infra.dynamodb import CONTROL_ACTIONS, REBUILD_ACTIONS, grant
 from infra.lambda_function import PythonFunction
 from infra.layers import Layers
 from infra.nag import IAM5_ANY_RESOURCE, acknowledge
-from infra.settings import Settings
+from infra.settings import RebuildSettings, Settings
 from infra.workflow import ASL_FILE, placeholders
 from orders_core.tables import EVENTS, PROJECTIONS_CONTROL, TableSpec
 
@@ -36,10 +46,25 @@ SCRATCH_EXPIRY = Duration.days(7)
 ACCESS_LOG_EXPIRY = Duration.days(365)
 # The worker's settings (orders_core.composition.Settings, read by Root.rebuild_steps).
 EXPORT_POLL_SECONDS = 30
+# DescribeExport polls before the run gives up on its export: 240 x 30 s = 2 hours, about four
+# times what an export of 100 million events is expected to take (ADR 9), well inside the
+# execution's timeout. A stuck export must not hold the claim (and double every live write) for ever.
+EXPORT_POLL_LIMIT = 240
 # Longer than the query function caches the active generation (1 s), with room for slow readers.
 RETIRE_DELAY_SECONDS = 10
 WORKER_TIMEOUT = Duration.minutes(15)
-WORKER_MEMORY_MB = 1024
+# Sizing (buckets, map concurrency, worker memory, the execution's timeout): infra.settings.RebuildSettings.
+
+# The executions the status-change rule hands to the worker: every way a run can end without
+# its own Abandon having released the claim (and FAILED, which Abandon's own end also is: the
+# worker's abandon is idempotent).
+ABANDONED_STATUSES = ("ABORTED", "TIMED_OUT", "FAILED")
+STATUS_CHANGE = "Step Functions Execution Status Change"
+# EventBridge retries a failed delivery (a throttled invoke) with backoff for this long, then
+# puts the event on the dead-letter queue; Lambda retries a failed abandon twice, then the same.
+STATUS_EVENT_MAX_AGE = Duration.hours(6)
+STATUS_EVENT_RETRIES = 20
+DEAD_LETTER_RETENTION = Duration.days(14)
 
 LOG_DELIVERY_REASON = (
     "Step Functions' logging to CloudWatch Logs needs the logs:*LogDelivery*, PutResourcePolicy, "
@@ -76,6 +101,7 @@ class Rebuild(Construct):
         definition_file: Path = ASL_FILE,
     ) -> None:
         super().__init__(scope, construct_id)
+        self.sizing: RebuildSettings = settings.rebuild
         self.access_logs = self._access_logs_bucket()
         self.bucket = self._exports_bucket()
         self.worker = self._worker(settings, layers, events, control, read_tables)
@@ -85,6 +111,8 @@ class Rebuild(Construct):
         self.state_machine = self._state_machine(definition_file, substitutions)
         self._grant_state_machine(events)
         self.executions_policy = self._executions_policy()
+        self.dead_letters = self._dead_letters()
+        self.status_change_rule = self._status_change_rule()
 
     # -- the export bucket -------------------------------------------------------------------------
 
@@ -156,7 +184,9 @@ class Rebuild(Construct):
             PROJECTIONS_CONTROL.env_var: control.table_name,
             "REBUILD_BUCKET": self.bucket.bucket_name,
             "REBUILD_EXPORT_POLL_SECONDS": str(EXPORT_POLL_SECONDS),
+            "REBUILD_EXPORT_POLL_LIMIT": str(EXPORT_POLL_LIMIT),
             "REBUILD_RETIRE_DELAY_SECONDS": str(RETIRE_DELAY_SECONDS),
+            "REBUILD_BUCKETS": str(self.sizing.buckets),
         }
         environment.update({spec.env_var: table.table_name for spec, table in read_tables.items()})
         return PythonFunction(
@@ -168,7 +198,7 @@ class Rebuild(Construct):
             environment=environment,
             log_retention=settings.log_retention,
             timeout=WORKER_TIMEOUT,
-            memory_size=WORKER_MEMORY_MB,
+            memory_size=self.sizing.worker_memory_mb,
         )
 
     def _grant_worker(
@@ -204,6 +234,10 @@ class Rebuild(Construct):
             "RebuildWorkerArn": self.worker.function.function_arn,
             "EventsTableArn": events.table_arn,
             "ExportBucket": self.bucket.bucket_name,
+            # Bare numbers in the file (see infra.workflow).
+            "RebuildTimeoutSeconds": str(self.sizing.timeout_seconds),
+            "ShuffleConcurrency": str(self.sizing.shuffle_concurrency),
+            "ApplyConcurrency": str(self.sizing.apply_concurrency),
         }
         if placeholders(definition) != set(substitutions):
             raise ValueError(
@@ -311,6 +345,58 @@ class Rebuild(Construct):
                 "machine's executions are named.",
             )
         return policy
+
+    # -- runs that end without their own Abandon -----------------------------------------------------
+
+    def _dead_letters(self) -> sqs.Queue:
+        queue = sqs.Queue(
+            self,
+            "AbandonDeadLetters",
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+            retention_period=DEAD_LETTER_RETENTION,
+        )
+        acknowledge(
+            queue,
+            "AwsSolutions-SQS3",
+            "This queue is itself the dead-letter queue of the rebuild status-change rule's target and "
+            "the on-failure destination of the worker's asynchronous invocations; an operator reads it "
+            "(alarm RebuildAbandonDeadLetters), so it has no DLQ of its own.",
+        )
+        return queue
+
+    def _status_change_rule(self) -> eventbridge.Rule:
+        """Executions of this state machine that end ABORTED, TIMED_OUT or FAILED go to the worker
+        (the whole event: it finds the run by the execution's name) to be abandoned."""
+        function = self.worker.function
+        # The worker is invoked asynchronously by EventBridge: Lambda retries a failed abandon twice,
+        # then hands the event to the same queue.
+        function.configure_async_invoke(
+            retry_attempts=2,
+            max_event_age=STATUS_EVENT_MAX_AGE,
+            on_failure=destinations.SqsDestination(self.dead_letters),
+        )
+        return eventbridge.Rule(
+            self,
+            "StatusChange",
+            description="Rebuild executions ending ABORTED, TIMED_OUT or FAILED: the worker abandons the run",
+            event_pattern=eventbridge.EventPattern(
+                source=["aws.states"],
+                detail_type=[STATUS_CHANGE],
+                detail={
+                    "stateMachineArn": [self.state_machine.state_machine_arn],
+                    "status": list(ABANDONED_STATUSES),
+                },
+            ),
+            targets=[
+                targets.LambdaFunction(
+                    function,
+                    dead_letter_queue=self.dead_letters,
+                    max_event_age=STATUS_EVENT_MAX_AGE,
+                    retry_attempts=STATUS_EVENT_RETRIES,
+                )
+            ],
+        )
 
     def _ref(self, construct: IConstruct) -> str:
         """The logical id cdk-nag shows for a construct's resource in a finding."""

@@ -22,6 +22,45 @@ def cdk_json_context(path: Path = CDK_JSON) -> dict[str, Any]:
 
 
 @dataclass(frozen=True)
+class RebuildSettings:
+    """How the rebuild workflow (ADR 9) is sized. The defaults are sized for 100 million events
+    (ADR 9, "Throughput"); each is a CDK context key of its own (`-c rebuildBuckets=1024`)."""
+
+    # Hash buckets a run splits the events into (the worker's REBUILD_BUCKETS): one apply worker
+    # each, which must finish within Lambda's 15 minutes at its share of the table's write rate.
+    buckets: int = 1024
+    # Apply workers at once (the apply Distributed Map's MaxConcurrency): at ~200 sequential
+    # writes/s each, 100 write ~20,000 WCU/s, half a table's default on-demand maximum.
+    apply_concurrency: int = 100
+    # Shuffle workers at once: 64 x ~40 object writes/s stays below S3's 3,500 PUT/s per prefix.
+    shuffle_concurrency: int = 64
+    # A shuffle worker holds one export file's fragments in memory; memory also buys CPU.
+    worker_memory_mb: int = 2048
+    # The whole execution; a run still going after that ends TIMED_OUT (and is abandoned).
+    timeout_minutes: int = 6 * 60
+
+    @property
+    def timeout_seconds(self) -> int:
+        return self.timeout_minutes * 60
+
+    @property
+    def peak_concurrency(self) -> int:
+        """Worker invocations a run holds at once: the larger map (the maps run one after the other)."""
+        return max(self.apply_concurrency, self.shuffle_concurrency)
+
+
+# Context key -> (field, lowest, highest). Distributed Map runs at most 10,000 child executions at
+# once; Lambda memory is 128-10,240 MB; a Standard execution lasts at most a year.
+_REBUILD_KEYS: dict[str, tuple[str, int, int]] = {
+    "rebuildBuckets": ("buckets", 1, 100_000),
+    "rebuildApplyConcurrency": ("apply_concurrency", 1, 10_000),
+    "rebuildShuffleConcurrency": ("shuffle_concurrency", 1, 10_000),
+    "rebuildWorkerMemoryMb": ("worker_memory_mb", 128, 10_240),
+    "rebuildTimeoutMinutes": ("timeout_minutes", 10, 365 * 24 * 60),
+}
+
+
+@dataclass(frozen=True)
 class Settings:
     stage: str
     cors_allowed_origins: tuple[str, ...]
@@ -29,6 +68,7 @@ class Settings:
     throttling_burst_limit: int
     log_retention: logs.RetentionDays
     alarm_topic_arn: str | None
+    rebuild: RebuildSettings = RebuildSettings()
 
     @classmethod
     def from_node(cls, node: Node) -> Settings:
@@ -48,7 +88,24 @@ class Settings:
             throttling_burst_limit=int(get("apiThrottlingBurstLimit")),
             log_retention=_retention(int(get("logRetentionDays"))),
             alarm_topic_arn=str(node.try_get_context("alarmTopicArn") or "") or None,
+            rebuild=_rebuild(node),
         )
+
+
+def _rebuild(node: Node) -> RebuildSettings:
+    values: dict[str, int] = {}
+    for key, (field, lowest, highest) in _REBUILD_KEYS.items():
+        raw = node.try_get_context(key)
+        if raw is None:
+            continue
+        try:
+            value = int(str(raw))
+        except ValueError:
+            raise ValueError(f"{key}={raw!r} is not a whole number") from None
+        if not lowest <= value <= highest:
+            raise ValueError(f"{key}={value} is out of range ({lowest} to {highest})")
+        values[field] = value
+    return RebuildSettings(**values)
 
 
 def _origins(origins: Sequence[str]) -> tuple[str, ...]:

@@ -113,6 +113,7 @@ class OrdersStack(Stack):
             dead_letters=self.projections.dead_letters,
             rebuild=self.rebuild.state_machine,
             rebuild_worker=self.rebuild.worker.function,
+            rebuild_dead_letters=self.rebuild.dead_letters,
         )
 
         CfnOutput(self, "ApiUrl", value=self.http_api.url, description="Base URL of the HTTP API")

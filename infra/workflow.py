@@ -1,9 +1,12 @@
 """The rebuild workflow's one ASL definition (workflows/rebuild.asl.json) and its checks.
 
 The stack loads the file as it is and lets CloudFormation fill its `${Name}` placeholders
-(`DefinitionSubstitutions`); the local run fills the same placeholders itself. Placeholders stand
-only inside JSON strings, so the file is valid JSON and a rendered copy is a plain ASL document,
-which the npm `asl-validator` checks (cfn-lint does not look into state machine definitions):
+(`DefinitionSubstitutions`, a plain text replacement); the local run fills the same placeholders
+itself. ARNs and names stand inside JSON strings; the numbers (`TimeoutSeconds` and the two
+Distributed Maps' `MaxConcurrency`, which ASL wants as integers, with no `...Path` form for the
+execution's timeout) stand bare, outside quotes. So the file itself is JSON only once rendered:
+`definition()` renders and parses it, and a rendered copy is a plain ASL document, which the npm
+`asl-validator` checks (cfn-lint does not look into state machine definitions):
 
     python -m infra.workflow              # render with example ARNs and run asl-validator
 
@@ -29,11 +32,17 @@ ASL_FILE = ROOT / "workflows" / "rebuild.asl.json"
 ASL_VALIDATOR = ROOT / "node_modules" / ".bin" / "asl-validator"
 PLACEHOLDER = re.compile(r"\$\{(\w+)\}")
 
+# Placeholders that stand outside quotes: their values must be integers.
+NUMERIC_PLACEHOLDERS = frozenset({"RebuildTimeoutSeconds", "ShuffleConcurrency", "ApplyConcurrency"})
+
 # What the stack substitutes (infra/rebuild.py), as a deployment would render it.
 EXAMPLE_VALUES: dict[str, str] = {
     "RebuildWorkerArn": "arn:aws:lambda:eu-west-1:123456789012:function:orders-dev-RebuildWorker",
     "EventsTableArn": "arn:aws:dynamodb:eu-west-1:123456789012:table/orders-dev-Events",
     "ExportBucket": "orders-dev-rebuildexports",
+    "RebuildTimeoutSeconds": "21600",
+    "ShuffleConcurrency": "64",
+    "ApplyConcurrency": "100",
 }
 
 
@@ -50,9 +59,19 @@ def render(text: str, values: Mapping[str, str]) -> str:
             f"placeholders {sorted(names)} and values {sorted(values)} differ "
             f"(missing: {sorted(names - set(values))}, unused: {sorted(set(values) - names)})"
         )
+    for name in NUMERIC_PLACEHOLDERS & names:
+        if not str(values[name]).isdigit():
+            raise ValueError(f"{name} stands outside quotes and must be a whole number, not {values[name]!r}")
     rendered = PLACEHOLDER.sub(lambda match: values[match.group(1)], text)
-    json.loads(rendered)  # still JSON: the values went into string positions
+    json.loads(rendered)  # JSON now: strings went into string positions, numbers into number ones
     return rendered
+
+
+def definition(source: Path = ASL_FILE, values: Mapping[str, str] = EXAMPLE_VALUES) -> dict[str, Any]:
+    """The definition rendered (with example values unless given) and parsed."""
+    parsed = json.loads(render(source.read_text(), values))
+    assert isinstance(parsed, dict)
+    return parsed
 
 
 def states(definition: Mapping[str, Any]) -> Iterator[tuple[str, Mapping[str, Any]]]:

@@ -1,4 +1,5 @@
-"""Admin API: HTTP adapter for operators: start and follow rebuilds, see every projection's state."""
+"""Admin API: HTTP adapter for operators: start, follow and release rebuilds, see every
+projection's state, list and replay parked commits."""
 
 from __future__ import annotations
 
@@ -23,6 +24,11 @@ class StartRebuildBody(BaseModel):
     projection: StrictStr
 
 
+class ReleaseRebuildBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    projection: Annotated[StrictStr, Field(max_length=100)]
+
+
 class ReplayBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
     projection: Annotated[StrictStr, Field(max_length=100)] | None = None
@@ -39,6 +45,12 @@ def start_rebuild(body: Annotated[StartRebuildBody, Body()]) -> Response[str]:
     return _json(
         {"rebuild_id": run.rebuild_id, "status": run.status, "projection": run.projection}, status=202
     )
+
+
+@app.post("/admin/rebuilds/release")
+def release_rebuild(body: Annotated[ReleaseRebuildBody, Body()]) -> Response[str]:
+    web.require_operator(app)
+    return _json(composition.root().rebuild_operations.release(body.projection))
 
 
 @app.get("/admin/rebuilds")

@@ -30,6 +30,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.error("--subject only goes with --operator (a customer's subject is the --customer ID)")
         if not (args.customer if args.customer is not None else (args.subject or "operator")).strip():
             parser.error("the subject must not be empty")
+    if args.command == "rebuild" and (args.projection is None) == (args.release is None):
+        parser.error("name one projection: to rebuild it, or to release it with --release")
     if args.command == "serve":
         return _serve(args)
     if args.command in ("rebuild", "rebuilds", "projections", "failures", "replay-failures"):

@@ -1,5 +1,5 @@
-"""Operator commands: `orders rebuild`, `orders rebuilds`, `orders projections`, `orders failures`,
-`orders replay-failures`.
+"""Operator commands: `orders rebuild` (and `orders rebuild --release`), `orders rebuilds`,
+`orders projections`, `orders failures`, `orders replay-failures`.
 
 They talk to the admin API over HTTP, so the same commands work against `orders serve` and a
 deployed stack (`--api https://... --token "$TOKEN"`).
@@ -65,11 +65,24 @@ def add_commands(commands: Any) -> None:
         description=(
             "Start the rebuild workflow for one projection (export the events table, rebuild into a new "
             "generation, catch up, switch readers, drop the old generation) and show its progress until it "
-            "ends. Readers keep the current generation until the switch; a failed run changes nothing."
+            "ends. Readers keep the current generation until the switch; a failed run changes nothing. "
+            "With --release, give up instead the claim that a run whose workflow execution ended "
+            "without ending the run still holds on a projection (a new rebuild of it is refused until then)."
         ),
     )
     rebuild.add_argument(
-        "projection", help="customer_orders, sales_analytics, inventory, customer_summary or product_sales"
+        "projection",
+        nargs="?",
+        help="customer_orders, sales_analytics, inventory, customer_summary or product_sales",
+    )
+    rebuild.add_argument(
+        "--release",
+        metavar="PROJECTION",
+        help=(
+            "release PROJECTION's claim instead of rebuilding: the run holding it is abandoned (its "
+            "partial generation dropped, readers untouched). Refused while its execution still runs: "
+            "stop the execution, whose end releases the claim by itself, or wait for it"
+        ),
     )
     rebuild.add_argument("--no-wait", action="store_true", help="start it and return at once")
     rebuild.add_argument("--timeout", type=float, default=3600, help="give up waiting after so many seconds")
@@ -110,10 +123,14 @@ def add_commands(commands: Any) -> None:
     common(replay)
 
 
-def run(args: argparse.Namespace, out: TextIO = sys.stdout) -> int:
+def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
+    # Looked up when called, not bound at import: tests (and callers) that swap sys.stdout see it.
+    out = out or sys.stdout
     token = args.token or issue_token("operator", operator=True, secret=load_or_create_secret())
     client = AdminClient(args.api, token)
     try:
+        if args.command == "rebuild" and args.release:
+            return _release(client, args.release, out)
         if args.command == "rebuild":
             return _rebuild(client, args, out)
         if args.command == "rebuilds":
@@ -184,12 +201,25 @@ def _rebuild(client: AdminClient, args: argparse.Namespace, out: TextIO) -> int:
             f"from {run.get('files_processed', 0)} export files.",
             file=out,
         )
+        if run.get("retirement"):
+            print(f"Note: {run['retirement']}", file=out)
         return 0
     print(
         f"Failed: {run.get('error')}. Readers still use generation {run.get('previous_generation')}.",
         file=out,
     )
     return 1
+
+
+def _release(client: AdminClient, projection: str, out: TextIO) -> int:
+    released = client.call("POST", "/admin/rebuilds/release", {"projection": projection})
+    print(
+        f"Released {projection}: rebuild {released['rebuild_id']} (execution {released['execution_status']}) "
+        f"is {released['status']}, generation {released['generation']} dropped; "
+        f"a new rebuild of {projection} can start.",
+        file=out,
+    )
+    return 0
 
 
 def _table(rows: list[list[str]], out: TextIO) -> None:

@@ -23,7 +23,7 @@ from orders_local.gateway import LambdaHandler, LocalGateway
 from orders_local.moto_server import install_dynamodb_write_lock, start_moto
 from orders_local.openapi import build_openapi
 from orders_local.projection_workers import ProjectionWorkers
-from orders_local.rebuild_runner import create_state_machine
+from orders_local.rebuild_runner import ExecutionWatcher, create_state_machine, watch_executions
 from orders_local.tokens import load_or_create_secret
 
 if TYPE_CHECKING:
@@ -83,6 +83,8 @@ class LocalSystem:
         self._run_projections = projections
         self._openapi: bytes | None = None
         self.workers: ProjectionWorkers | None = None
+        # Stands in for the stack's rule on the rebuild executions' status changes (rebuild_runner).
+        self.rebuild_watcher: ExecutionWatcher | None = None
 
     # -- lifecycle ----------------------------------------------------------------------------------
 
@@ -139,6 +141,9 @@ class LocalSystem:
         if self.workers is not None:
             self.workers.stop()
             self.workers = None
+        if self.rebuild_watcher is not None:
+            self.rebuild_watcher.stop()
+            self.rebuild_watcher = None
         if self._http is not None:
             if self._thread is not None:
                 self._http.shutdown()  # serve_forever closes the socket on its way out
@@ -255,7 +260,8 @@ class LocalSystem:
             self._set_env(spec.env_var, name)
 
     def _prepare_rebuilds(self) -> None:
-        """The rebuild workflow on moto's Step Functions, its export bucket, its worker in-process."""
+        """The rebuild workflow on moto's Step Functions, its export bucket, its worker in-process,
+        and the stand-in for the rule that abandons runs whose execution stopped, timed out or failed."""
         from rebuild_worker.handler import lambda_handler as rebuild_worker
 
         region = os.environ["AWS_DEFAULT_REGION"]
@@ -265,8 +271,9 @@ class LocalSystem:
         self._set_env("REBUILD_RETIRE_DELAY_SECONDS", os.environ.get("REBUILD_RETIRE_DELAY_SECONDS", "2"))
         # A rebuild waits this out between its claim and its export: short, for a local run.
         self._set_env("PROJECTION_CONTROL_TTL_SECONDS", os.environ.get("PROJECTION_CONTROL_TTL_SECONDS", "1"))
+        stepfunctions = boto3.client("stepfunctions", endpoint_url=self.endpoint_url)
         arn = create_state_machine(
-            stepfunctions=boto3.client("stepfunctions", endpoint_url=self.endpoint_url),
+            stepfunctions=stepfunctions,
             dynamodb=boto3.client("dynamodb", endpoint_url=self.endpoint_url),
             s3=boto3.client("s3", endpoint_url=self.endpoint_url),
             events_table=self.table_names[EVENTS.key],
@@ -276,6 +283,7 @@ class LocalSystem:
             name=f"{self.table_prefix}-rebuild",
         )
         self._set_env("REBUILD_STATE_MACHINE_ARN", arn)
+        self.rebuild_watcher = watch_executions(stepfunctions, arn, rebuild_worker)
 
     def _load_handlers(self) -> dict[str, LambdaHandler]:
         handlers = dict(self._handler_overrides)

@@ -132,8 +132,54 @@ def test_retiring_a_generation_deletes_only_its_rows(store: ReadStore) -> None:
     store.put_next_version(("2#a", "view"), {}, version=1, expected=None)
     store.add_contribution(("1#b", "x"), sources=["1"], counters={"n": 1}, fields={})
 
-    assert store.delete_partition_prefix("1#") == 2
+    assert store.delete_partition_prefix_page("1#") == (2, None)
     assert list(store.get_many([("1#a", "view"), ("2#a", "view"), ("1#b", "x")])) == [("2#a", "view")]
+
+
+def test_a_generation_is_retired_page_by_page_from_an_opaque_cursor(store: ReadStore) -> None:
+    # Given 23 rows of generation 1 between rows of generations 2 and 10 (whose pk also starts with 1)
+    for n in range(23):
+        store.put_next_version((f"1#order-{n:02}", "view"), {}, version=1, expected=None)
+    kept = [("2#order-00", "view"), ("10#order-00", "view"), ("0#z", "x")]
+    for key in kept:
+        store.put_next_version(key, {}, version=1, expected=None)
+
+    # When pages of 5 rows evaluated are deleted, each started from the cursor the last one returned
+    pages: list[int] = []
+    cursor: str | None = None
+    while True:
+        deleted, cursor = store.delete_partition_prefix_page("1#", cursor=cursor, limit=5)
+        pages.append(deleted)
+        if cursor is None:
+            break
+        assert isinstance(cursor, str) and "1#" not in cursor  # opaque, and it travels as JSON text
+        assert len(pages) < 20, "the pages never end"
+
+    # Then it took several pages of at most 5, every row of generation 1 went, the others stayed
+    assert len(pages) >= 5 and max(pages) <= 5 and sum(pages) == 23
+    assert list(store.get_many([(f"1#order-{n:02}", "view") for n in range(23)])) == []
+    assert sorted(store.get_many(kept)) == sorted(kept)
+    # and repeating the last page, or starting over, deletes nothing more
+    assert store.delete_partition_prefix_page("1#")[0] == 0
+    assert sorted(store.get_many(kept)) == sorted(kept)
+
+
+def test_a_deletion_page_that_is_retried_deletes_nothing_twice(store: ReadStore) -> None:
+    for n in range(12):
+        store.put_next_version((f"1#order-{n:02}", "view"), {}, version=1, expected=None)
+
+    first, cursor = store.delete_partition_prefix_page("1#", limit=4)
+    again, cursor_again = store.delete_partition_prefix_page("1#", limit=4)  # the same call, retried
+
+    # The retry finds the first page's rows gone and goes on with the next ones: nothing is lost
+    assert first == 4 and cursor is not None and cursor_again is not None
+    rest = 0
+    while cursor_again is not None:
+        deleted, cursor_again = store.delete_partition_prefix_page("1#", cursor=cursor_again, limit=4)
+        rest += deleted
+    assert first + again + rest == 12
+    with pytest.raises(InvalidCursor):
+        store.delete_partition_prefix_page("1#", cursor="not-a-cursor")
 
 
 def test_state_rows_and_summary_deltas_are_written_together(store: ReadStore) -> None:
@@ -309,9 +355,9 @@ OPERATIONS: dict[str, tuple[list[str], Callable[[ReadStore], Any]]] = {
     "delete_if": (["delete_item"], lambda store: store.delete_if(KEY, counter="n", equals=1)),
     "query_partition": (["query"], lambda store: store.query_partition("1#a")),
     "query_index": (["query"], lambda store: store.query_index("1#alice", limit=3)),
-    "delete_partition_prefix": (
+    "delete_partition_prefix_page": (
         ["scan", "batch_write_item"],
-        lambda store: store.delete_partition_prefix("1#"),
+        lambda store: store.delete_partition_prefix_page("1#", cursor=None, limit=10),
     ),
 }
 
@@ -402,3 +448,39 @@ def test_a_transaction_cancelled_for_another_reason_is_an_error() -> None:
     assert (failed.value.operation, failed.value.code) == ("apply_atomically", "TransactionCanceledException")
     assert isinstance(failed.value.__cause__, ClientError)
     stubber.assert_no_pending_responses()
+
+
+def test_deletes_dynamodb_leaves_unprocessed_are_asked_for_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given a DynamoDB that throttles one of a page's deletes once, then returns the page's cursor
+    monkeypatch.setattr("orders_core.readmodels.dynamodb.time.sleep", lambda _: None)
+    store, stubber = _stubbed_store()
+    other = {"pk": {"S": "1#b"}, "sk": {"S": "view"}}
+    stubber.add_response(
+        "scan",
+        {"Items": [{"pk": {"S": KEY[0]}, "sk": {"S": KEY[1]}}, other], "LastEvaluatedKey": other},
+    )
+    stubber.add_response(
+        "batch_write_item", {"UnprocessedItems": {"read": [{"DeleteRequest": {"Key": other}}]}}
+    )
+    stubber.add_response(
+        "batch_write_item",
+        {},
+        expected_params={"RequestItems": {"read": [{"DeleteRequest": {"Key": other}}]}},
+    )
+
+    # When a page is deleted, then both rows are, and the cursor goes on after the last one
+    with stubber:
+        deleted, cursor = store.delete_partition_prefix_page("1#", limit=2)
+    assert deleted == 2 and cursor is not None
+    stubber.assert_no_pending_responses()
+
+    # Given one that never processes them, then the page fails as the port's error
+    store, stubber = _stubbed_store()
+    stubber.add_response("scan", {"Items": [other]})
+    for _ in range(8):
+        stubber.add_response(
+            "batch_write_item", {"UnprocessedItems": {"read": [{"DeleteRequest": {"Key": other}}]}}
+        )
+    with stubber, pytest.raises(ReadStoreError) as failed:
+        store.delete_partition_prefix_page("1#")
+    assert (failed.value.operation, failed.value.code) == ("delete_partition_prefix_page", "UnprocessedItems")

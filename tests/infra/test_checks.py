@@ -44,6 +44,8 @@ def _expected_acknowledgments(synthesized: Synthesized) -> set[tuple[str, str]]:
         | {(stack.event_store.snapshots.node.path, "AwsSolutions-DDB3")}
         | {(role.node.path, "AwsSolutions-IAM5[Resource::*]") for role in roles}
         | {(stack.projections.dead_letters.node.path, "AwsSolutions-SQS3")}
+        # The rebuild status-change rule's dead-letter queue.
+        | {(rebuild.dead_letters.node.path, "AwsSolutions-SQS3")}
         | {(stack.auth.user_pool.node.path, rule) for rule in ("AwsSolutions-COG2", "AwsSolutions-COG8")}
         # The rebuild's scratch prefix, the events table's exports, the state machine's executions.
         | {
@@ -55,6 +57,8 @@ def _expected_acknowledgments(synthesized: Synthesized) -> set[tuple[str, str]]:
             (rebuild.executions_policy.node.path, f"AwsSolutions-IAM5[Resource::{executions}{suffix}]")
             for suffix in (":*", "/*")
         }
+        # The admin function describes a run's execution before releasing its claim.
+        | {(stack.admin_api.handler.role.node.path, f"AwsSolutions-IAM5[Resource::{executions}:*]")}
     )
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from infra.monitoring import expected_worker_errors
 from infra.projections import registered_projections
-from infra.workflow import ASL_FILE, retry_attempts
+from infra.workflow import definition, retry_attempts
 from tests.infra.helpers import Synthesized
 
 
@@ -64,12 +64,22 @@ def test_parked_commits_alarm_per_read_model(synthesized: Synthesized) -> None:
         assert description.index("orders failures") < description.index("orders replay-failures")
 
 
-def test_dead_letter_depth_alarm(synthesized: Synthesized) -> None:
-    (alarm,) = _alarms(synthesized, "ApproximateNumberOfMessagesVisible")
-    queue = synthesized.logical_id(synthesized.stack.projections.dead_letters)
-    assert _dimension(alarm, "QueueName") == {"Fn::GetAtt": [queue, "QueueName"]}
-    assert alarm["Threshold"] == 1
-    assert alarm["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
+def test_dead_letter_depth_alarms(synthesized: Synthesized) -> None:
+    # The projector's on-failure queue, and the runs the status-change rule could not abandon.
+    stack = synthesized.stack
+    alarms = {
+        _dimension(a, "QueueName")["Fn::GetAtt"][0]: a
+        for a in _alarms(synthesized, "ApproximateNumberOfMessagesVisible")
+    }
+    queues = [stack.projections.dead_letters, stack.rebuild.dead_letters]
+    assert sorted(alarms) == sorted(synthesized.logical_id(q) for q in queues)
+    for alarm in alarms.values():
+        assert alarm["Threshold"] == 1
+        assert alarm["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
+    assert (
+        "could not be abandoned"
+        in alarms[synthesized.logical_id(stack.rebuild.dead_letters)]["AlarmDescription"]
+    )
 
 
 def test_errors_and_throttles_alarms_for_every_function(synthesized: Synthesized) -> None:
@@ -87,7 +97,7 @@ def test_error_alarms_fire_on_the_first_error_except_the_rebuild_workers(synthes
         if _dimension(alarm, "FunctionName") == worker:
             # It raises NotCaughtUp on purpose while the workflow waits for the catch-up marker
             # (retried up to N times per run); one error more than that is not a normal run.
-            not_caught_up = retry_attempts(json.loads(ASL_FILE.read_text()), "NotCaughtUp")
+            not_caught_up = retry_attempts(definition(), "NotCaughtUp")
             assert alarm["Threshold"] == expected_worker_errors() + 1 == not_caught_up + 1
         else:
             assert alarm["Threshold"] == 1

@@ -176,6 +176,8 @@ APPLY = {
 }
 # Gap fill on the events table: read_commits (Query), read_commit (GetItem).
 GAP_FILL = {"dynamodb:Query", "dynamodb:GetItem"}
+# The admin function's release of a dead run's claim: delete_partition_prefix_page (Scan + BatchWriteItem).
+RELEASE = APPLY | {"dynamodb:Scan", "dynamodb:BatchWriteItem"}
 # What Lambda's event source mapping needs to read the stream (granted by the CDK on the stream ARN;
 # ListStreams has no resource-level permission).
 STREAM_READS = {"dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator"}
@@ -247,15 +249,21 @@ def test_admin_role_manages_runs_replays_parked_commits_and_starts_only_the_rebu
         *((action, _arn(control)) for action in control_actions),
         # A replay reads the parked commits (and fills gaps) and applies them to the read models.
         *((action, _arn(events)) for action in GAP_FILL),
-        *((action, _arn(table)) for table in _registered_tables(synthesized) for action in APPLY),
+        # Releasing a claim a dead run holds deletes part of its partial generation (paged Scan).
+        *((action, _arn(table)) for table in _registered_tables(synthesized) for action in RELEASE),
     }
     assert actions_on(statements, events) & DYNAMODB_WRITES == set()
     assert actions_on(statements, _id(synthesized, SNAPSHOTS)) == set()
-    # states:StartExecution on the rebuild state machine (its Ref is its ARN), and nothing else of
-    # Step Functions: no stop, no describe, no other state machine.
-    assert permissions(statements, prefix="states:") == {("states:StartExecution", f"<{state_machine}>")}
-    assert set(all_actions(statements)) == BASELINE | control_actions | GAP_FILL | APPLY | {
-        "states:StartExecution"
+    # states:StartExecution on the rebuild state machine (its Ref is its ARN), DescribeExecution on
+    # its executions only (a release refuses while one runs), and nothing else of Step Functions.
+    states = permissions(statements, prefix="states:")
+    assert ("states:StartExecution", f"<{state_machine}>") in states
+    assert {action for action, _ in states} == {"states:StartExecution", "states:DescribeExecution"}
+    described = [resource for action, resource in states if action == "states:DescribeExecution"]
+    assert described and all(":execution:" in resource for resource in described), described
+    assert set(all_actions(statements)) == BASELINE | control_actions | GAP_FILL | RELEASE | {
+        "states:StartExecution",
+        "states:DescribeExecution",
     }
 
 
@@ -296,7 +304,17 @@ def test_rebuild_worker_role(synthesized: Synthesized) -> None:
     }
     (listing,) = [s for s in statements if "s3:ListBucket" in s.actions]
     assert listing.condition == {"StringLike": {"s3:prefix": ["rebuilds/*"]}}
-    assert not [a for a in all_actions(statements) if a.startswith(("states:", "lambda:", "sqs:"))]
+    assert not [a for a in all_actions(statements) if a.startswith(("states:", "lambda:"))]
+    # Its asynchronous invocations (the status-change rule's) that fail go to the rule's queue.
+    dead_letters = synthesized.logical_id(stack.rebuild.dead_letters)
+    assert {a for a in all_actions(statements) if a.startswith("sqs:")} == {
+        "sqs:SendMessage",
+        "sqs:GetQueueAttributes",
+        "sqs:GetQueueUrl",
+    }
+    assert {r for s in statements if any(a.startswith("sqs:") for a in s.actions) for r in s.targets()} == {
+        (dead_letters, "Arn")
+    }
 
 
 def test_state_machine_role(synthesized: Synthesized) -> None:
@@ -334,17 +352,27 @@ def test_state_machine_role(synthesized: Synthesized) -> None:
     assert listing.condition == {"StringLike": {"s3:prefix": ["rebuilds/*"]}}
 
 
-def test_only_the_state_machine_invokes_the_worker(synthesized: Synthesized) -> None:
+def test_only_the_state_machine_and_the_status_change_rule_invoke_the_worker(
+    synthesized: Synthesized,
+) -> None:
     worker = synthesized.logical_id(synthesized.stack.rebuild.worker.function)
+    rule = synthesized.logical_id(synthesized.stack.rebuild.status_change_rule)
     for role_id in _function_roles(synthesized).values():
         assert not [a for a in all_actions(role_statements(synthesized, role_id)) if a.startswith("lambda:")]
-    # Nothing else may invoke it through a resource policy either.
+    # Through a resource policy: EventBridge, for the status-change rule only.
     permissions_on_worker = [
-        p
+        p["Properties"]
         for p in synthesized.of_type("AWS::Lambda::Permission").values()
         if resource_text(p["Properties"]["FunctionName"]) in (f"<{worker}>", _arn(worker))
     ]
-    assert permissions_on_worker == []
+    assert permissions_on_worker == [
+        {
+            "Action": "lambda:InvokeFunction",
+            "FunctionName": {"Fn::GetAtt": [worker, "Arn"]},
+            "Principal": "events.amazonaws.com",
+            "SourceArn": {"Fn::GetAtt": [rule, "Arn"]},
+        }
+    ]
 
 
 def test_no_role_writes_the_events_table_beyond_appending(synthesized: Synthesized) -> None:

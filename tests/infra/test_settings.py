@@ -8,7 +8,7 @@ import pytest
 from aws_cdk import App
 from aws_cdk import aws_logs as logs
 
-from infra.settings import Settings
+from infra.settings import RebuildSettings, Settings
 
 
 def _settings(context: dict[str, Any], **overrides: Any) -> Settings:
@@ -42,3 +42,43 @@ def test_any_origin_is_refused(context: dict[str, Any]) -> None:
 def test_missing_context_names_the_key() -> None:
     with pytest.raises(ValueError, match=r"CDK context '\w+' is missing"):
         Settings.from_node(App().node)
+
+
+def test_rebuild_sizing_defaults_without_context(context: dict[str, Any]) -> None:
+    # cdk.json need not name them: the defaults are sized for 100 million events (ADR 9).
+    assert not {key for key in context if key.startswith("rebuild")}
+    rebuild = _settings(context).rebuild
+    assert rebuild == RebuildSettings()
+    assert rebuild.timeout_seconds == 6 * 3600
+
+
+def test_rebuild_sizing_from_the_command_line(context: dict[str, Any]) -> None:
+    rebuild = _settings(
+        context,
+        rebuildBuckets="512",
+        rebuildApplyConcurrency="10",
+        rebuildShuffleConcurrency=8,
+        rebuildWorkerMemoryMb="1769",
+        rebuildTimeoutMinutes="120",
+    ).rebuild
+    assert rebuild == RebuildSettings(
+        buckets=512, apply_concurrency=10, shuffle_concurrency=8, worker_memory_mb=1769, timeout_minutes=120
+    )
+    assert rebuild.peak_concurrency == 10
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("rebuildApplyConcurrency", "0", "out of range"),
+        ("rebuildShuffleConcurrency", "10001", "out of range"),
+        ("rebuildWorkerMemoryMb", "64", "out of range"),
+        ("rebuildTimeoutMinutes", "5", "out of range"),
+        ("rebuildBuckets", "many", "not a whole number"),
+    ],
+)
+def test_rebuild_sizing_refuses_what_aws_would(
+    context: dict[str, Any], key: str, value: str, message: str
+) -> None:
+    with pytest.raises(ValueError, match=f"{key}=.*{message}"):
+        _settings(context, **{key: value})

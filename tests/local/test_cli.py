@@ -68,6 +68,8 @@ def test_token_without_env_secret_uses_a_file_in_home(
         ["token", "--customer", "alice", "--ttl", "0"],
         ["token", "--customer", ""],
         ["serve", "--port", "70000"],
+        ["rebuild"],
+        ["rebuild", "inventory", "--release", "inventory"],
         [],
     ],
 )
@@ -84,6 +86,7 @@ def test_bad_arguments_exit_with_usage_error(argv: list[str], capsys: pytest.Cap
     [
         (["serve", "--help"], "AWS_ENDPOINT_URL"),
         (["token", "--help"], "--customer"),
+        (["rebuild", "--help"], "--release PROJECTION"),
         (["--help"], "serve"),
     ],
 )
@@ -138,3 +141,28 @@ def test_cors_origins_default_to_localhost_3000(tmp_path: Path) -> None:
     origins, source = load_cors_origins([tmp_path])
     assert origins == list(DEFAULT_CORS_ORIGINS)
     assert source == "built-in defaults"
+
+
+def test_release_asks_the_admin_api_and_says_what_was_released(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from orders_local import operator_cli
+
+    asked: list[tuple[str, str, object]] = []
+
+    def call(self: object, method: str, path: str, body: object = None) -> object:
+        asked.append((method, path, body))
+        return {
+            "projection": "inventory",
+            "rebuild_id": "20261129T100000-inventory-ab12",
+            "generation": 4,
+            "execution_status": "ABORTED",
+            "released": True,
+            "status": "FAILED",
+        }
+
+    monkeypatch.setattr(operator_cli.AdminClient, "call", call)
+    assert main(["rebuild", "--release", "inventory"]) == 0
+    assert asked == [("POST", "/admin/rebuilds/release", {"projection": "inventory"})]
+    out = capsys.readouterr().out
+    assert "20261129T100000-inventory-ab12" in out and "generation 4 dropped" in out

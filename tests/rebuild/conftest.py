@@ -1,4 +1,5 @@
-"""A whole local system in-process on moto: tables, live projections, the rebuild workflow."""
+"""A whole local system in-process on moto: tables, live projections, the rebuild workflow, and the
+stand-in for the rule that abandons runs whose execution stopped, timed out or failed."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from orders_core.envelope import envelopes_of
 from orders_core.store.dynamodb import DynamoDBEventStore
 from orders_core.tables import ALL_TABLES, EVENTS
 from orders_local.moto_server import install_dynamodb_write_lock
-from orders_local.rebuild_runner import create_state_machine
+from orders_local.rebuild_runner import ExecutionWatcher, create_state_machine, watch_executions
 from orders_local.stream_poller import InMemoryCheckpointStore, PollerSettings, StreamPoller
 from query_api import handler as queries
 from tests.support.apigw import FakeLambdaContext, http_event
@@ -31,9 +32,13 @@ _api_lock = threading.Lock()
 
 
 class LocalStack:
-    def __init__(self, dynamodb: Any, names: dict[str, str]) -> None:
+    def __init__(
+        self, dynamodb: Any, names: dict[str, str], stepfunctions: Any, watcher: ExecutionWatcher
+    ) -> None:
         self.dynamodb = dynamodb
         self.names = names
+        self.stepfunctions = stepfunctions
+        self.watcher = watcher
         self.events = DynamoDBEventStore(dynamodb, names[EVENTS.key])
         streams = boto3.client("dynamodbstreams", region_name="us-east-1")
         arn = dynamodb.describe_table(TableName=names[EVENTS.key])["Table"]["LatestStreamArn"]
@@ -86,8 +91,9 @@ def local_stack(dynamodb: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Loca
     monkeypatch.setenv("REBUILD_RETIRE_DELAY_SECONDS", "1")
     # A rebuild waits out how long projectors cache the control row: keep it short here.
     monkeypatch.setenv("PROJECTION_CONTROL_TTL_SECONDS", "0.5")
+    stepfunctions = boto3.client("stepfunctions", region_name="us-east-1")
     arn = create_state_machine(
-        stepfunctions=boto3.client("stepfunctions", region_name="us-east-1"),
+        stepfunctions=stepfunctions,
         dynamodb=dynamodb,
         s3=boto3.client("s3", region_name="us-east-1"),
         events_table=names[EVENTS.key],
@@ -95,15 +101,20 @@ def local_stack(dynamodb: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Loca
         region="us-east-1",
         worker=worker.lambda_handler,
         name=f"rebuild-{suffix}",
+        # Well above a local run's half minute, and both maps as wide as a local plan.
+        timeout_seconds=600,
+        shuffle_concurrency=4,
+        apply_concurrency=8,
     )
     monkeypatch.setenv("REBUILD_STATE_MACHINE_ARN", arn)
     composition.use(None)
-    stack = LocalStack(dynamodb, names)
+    # The status-change rule's stand-in: stopped, timed-out and failed executions reach the worker.
+    watcher = watch_executions(stepfunctions, arn, worker.lambda_handler)
+    stack = LocalStack(dynamodb, names, stepfunctions, watcher)
     for poller in stack.pollers.values():
         poller.start()
     yield stack
+    watcher.stop()
     for poller in stack.pollers.values():
         poller.stop()
     composition.use(None)
-
-

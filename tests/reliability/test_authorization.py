@@ -99,6 +99,7 @@ EXPECTED: dict[str, tuple[int, int, int]] = {
     "GET /admin/failures": (403, 403, 200),
     "POST /admin/failures/replay": (403, 403, 200),  # nothing parked: replays nothing
     "POST /admin/rebuilds": (403, 403, 422),  # unknown projection: past the role check, starts nothing
+    "POST /admin/rebuilds/release": (403, 403, 422),  # unknown projection: releases nothing
     "POST /orders/{order_id}/items": (200, 404, 404),  # only the owner adds items
     "POST /orders/{order_id}/cancel": (200, 404, 200),
     "POST /orders/{order_id}/ship": (403, 403, 200),
@@ -170,6 +171,7 @@ def _request(world: World, route_key: str, order: str) -> tuple[str, str, Any]:
         "POST /inventory/{product_id}/stock": {"quantity": 1},
         "PUT /inventory/{product_id}/reorder-level": {"reorder_level": 2},
         "POST /admin/rebuilds": {"projection": "no-such-projection"},
+        "POST /admin/rebuilds/release": {"projection": "no-such-projection"},
         "POST /admin/failures/replay": {},
     }
     path = (

@@ -229,6 +229,7 @@ def test_a_body_that_is_not_utf8_gets_a_4xx_on_every_route_with_a_body(api_serve
         ("POST", "/inventory/sku-1/stock"),
         ("PUT", "/inventory/sku-1/reorder-level"),
         ("POST", "/admin/rebuilds"),
+        ("POST", "/admin/rebuilds/release"),
     ]
     answers = {
         path: call(api_server.urls[0], method, path, raw=b"\xc3\x28", token=token).status

@@ -16,7 +16,14 @@ class InjectedFault(ReadStoreError):
 
 
 class FlakyReadStore:
-    WRITES = ("put_next_version", "put_if_newer", "add_contribution", "apply_atomically", "delete_if")
+    WRITES = (
+        "put_next_version",
+        "put_if_newer",
+        "add_contribution",
+        "apply_atomically",
+        "delete_if",
+        "delete_partition_prefix_page",
+    )
     READS = ("get_many", "query_partition", "query_index")
 
     def __init__(self, inner: ReadStore, rng: random.Random, probability: float = 0.1) -> None:

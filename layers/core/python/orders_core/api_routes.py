@@ -40,6 +40,7 @@ ROUTES: tuple[Route, ...] = (
     Route("POST", "/admin/rebuilds", "admin_api"),
     Route("GET", "/admin/rebuilds", "admin_api"),
     Route("GET", "/admin/rebuilds/{rebuild_id}", "admin_api"),
+    Route("POST", "/admin/rebuilds/release", "admin_api"),
     Route("GET", "/admin/projections", "admin_api"),
     Route("GET", "/admin/failures", "admin_api"),
     Route("POST", "/admin/failures/replay", "admin_api"),

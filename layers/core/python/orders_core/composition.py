@@ -23,6 +23,7 @@ from orders_core.tables import EVENTS, PROJECTIONS_CONTROL, READ_MODEL_TABLES, S
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
+    from mypy_boto3_stepfunctions.client import SFNClient
 
     from orders_core.application import CommandService, WarningLog
     from orders_core.projections.base import Projection
@@ -35,8 +36,9 @@ if TYPE_CHECKING:
     from orders_core.queries.read_models import ActiveReadModels
     from orders_core.queries.reports import Reports
     from orders_core.readmodels.port import ReadStore
+    from orders_core.rebuild.endings import RunEndings
     from orders_core.rebuild.objects import ObjectStore
-    from orders_core.rebuild.operations import RebuildOperations, StartExecution
+    from orders_core.rebuild.operations import DescribeExecution, RebuildOperations, StartExecution
     from orders_core.rebuild.runs import RunStore
     from orders_core.rebuild.steps import RebuildSteps
     from orders_core.snapshots.port import SnapshotStore
@@ -72,6 +74,8 @@ class Settings(BaseModel):
     rebuild_bucket: str | None = Field(default=None, alias="REBUILD_BUCKET")
     rebuild_state_machine_arn: str | None = Field(default=None, alias="REBUILD_STATE_MACHINE_ARN")
     rebuild_export_poll_seconds: int = Field(default=30, ge=1, alias="REBUILD_EXPORT_POLL_SECONDS")
+    # DescribeExport polls before the workflow gives up on an export (120 x 30 s: an hour).
+    rebuild_export_poll_limit: int = Field(default=120, ge=1, alias="REBUILD_EXPORT_POLL_LIMIT")
     rebuild_retire_delay_seconds: int = Field(default=5, ge=0, alias="REBUILD_RETIRE_DELAY_SECONDS")
     rebuild_buckets: int = Field(default=8, ge=1, alias="REBUILD_BUCKETS")
 
@@ -111,6 +115,8 @@ def dynamodb_client() -> DynamoDBClient:
 
 
 _UNSET: Any = object()
+# Scan pages (1,000 rows evaluated each) a release spends deleting the abandoned generation.
+RELEASE_DELETE_PAGES = 10
 
 
 class Root:
@@ -126,6 +132,7 @@ class Root:
         read_store_for: Callable[[TableSpec], ReadStore] | None = None,
         objects: ObjectStore | None = None,
         start_execution: StartExecution | None = _UNSET,
+        describe_execution: DescribeExecution | None = _UNSET,
         log: WarningLog | None = None,
     ) -> None:
         self.settings = settings if settings is not None else Settings.from_environ()
@@ -135,6 +142,7 @@ class Root:
         self._read_store_for = read_store_for
         self._objects = objects
         self._start_execution = start_execution
+        self._describe_execution = describe_execution
         self._log = log
         self._read_stores: dict[str, ReadStore] = {}
         self._lock = threading.Lock()
@@ -289,6 +297,7 @@ class Root:
             read_store_for=self._read_model_store,
             now=lambda: format_timestamp(datetime.now(UTC)),
             export_poll_seconds=settings.rebuild_export_poll_seconds,
+            export_poll_limit=settings.rebuild_export_poll_limit,
             # Longer than readers cache the active generation and projectors their control row.
             retire_delay_seconds=max(
                 settings.rebuild_retire_delay_seconds, int(settings.projection_control_ttl_seconds) + 1
@@ -316,7 +325,28 @@ class Root:
         from orders_core.rebuild.operations import RebuildOperations
 
         return RebuildOperations(
-            self.control, self.runs, NAMES, self._workflow_starter(), parking=self.parking
+            self.control,
+            self.runs,
+            NAMES,
+            self._workflow_starter(),
+            describe_execution=self._execution_describer(),
+            endings=self.rebuild_endings,
+            parking=self.parking,
+        )
+
+    @cached_property
+    def rebuild_endings(self) -> RunEndings:
+        from orders_core.envelope import format_timestamp
+        from orders_core.rebuild.endings import RunEndings
+
+        return RunEndings(
+            control=self.control,
+            runs=self.runs,
+            read_store_for=self._read_model_store,
+            now=lambda: format_timestamp(datetime.now(UTC)),
+            # An operator's release runs within one API request (API Gateway gives up after 30 s):
+            # a smaller deletion budget than the worker's.
+            delete_pages=RELEASE_DELETE_PAGES,
         )
 
     def _read_model_store(self, name: str) -> ReadStore:
@@ -333,9 +363,7 @@ class Root:
             # Absent where no workflow is deployed (a local run on an external endpoint): the other
             # admin routes still work, and starting a rebuild answers 503.
             return None
-        import boto3
-
-        client = boto3.client("stepfunctions")
+        client = self._stepfunctions
 
         def start(rebuild_id: str, payload: dict[str, Any]) -> str:
             reply = client.start_execution(
@@ -344,6 +372,36 @@ class Root:
             return str(reply["executionArn"])
 
         return start
+
+    def _execution_describer(self) -> DescribeExecution | None:
+        if self._describe_execution is not _UNSET:
+            describer: DescribeExecution | None = self._describe_execution
+            return describer
+        state_machine = self.settings.rebuild_state_machine_arn
+        if not state_machine:
+            return None
+        client = self._stepfunctions
+        # An execution's ARN is its state machine's with "execution" for "stateMachine" and its
+        # name (the run's id) appended: arn:aws:states:<region>:<account>:execution:<machine>:<name>.
+        prefix = state_machine.replace(":stateMachine:", ":execution:", 1) + ":"
+
+        from botocore.exceptions import ClientError
+
+        def describe(rebuild_id: str) -> str:
+            try:
+                return str(client.describe_execution(executionArn=prefix + rebuild_id)["status"])
+            except ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") == "ExecutionDoesNotExist":
+                    return "NOT_FOUND"  # the run's start failed before its execution existed
+                raise
+
+        return describe
+
+    @cached_property
+    def _stepfunctions(self) -> SFNClient:
+        import boto3
+
+        return boto3.client("stepfunctions")
 
 
 _root: Root | None = None

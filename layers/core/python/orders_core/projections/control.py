@@ -83,10 +83,16 @@ class ControlStore:
             ),
         )
 
-    def switch(self, name: str, rebuild_id: str) -> ProjectionControl:
-        """Make the generation built by `rebuild_id` the one readers use."""
+    def switch(self, name: str, rebuild_id: str, generation: int) -> ProjectionControl:
+        """Make `generation`, built by `rebuild_id`, the one readers use.
+
+        Once readers use it, switching again changes nothing (a retried switch whose first reply
+        was lost): generation numbers are never reused, so only this run can have made it active.
+        """
         current = self.control(name)
-        if current.building_rebuild_id != rebuild_id or current.building_generation is None:
+        if current.active_generation == generation and current.building_rebuild_id != rebuild_id:
+            return current
+        if current.building_rebuild_id != rebuild_id or current.building_generation != generation:
             raise ClaimConflict(f"rebuild {rebuild_id} no longer holds {name}")
         return self._save(
             current,

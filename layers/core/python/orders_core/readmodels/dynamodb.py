@@ -12,6 +12,7 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import BotoCoreError, ClientError
 
 from orders_core.readmodels.port import (
+    DELETE_PAGE_ITEMS,
     MAX_ATOMIC_ROWS,
     Key,
     Number,
@@ -21,7 +22,9 @@ from orders_core.readmodels.port import (
     SummaryDelta,
     VersionConflict,
     decode_cursor,
+    decode_key_cursor,
     encode_cursor,
+    encode_key_cursor,
 )
 
 if TYPE_CHECKING:
@@ -35,6 +38,12 @@ if TYPE_CHECKING:
 
 INDEX_NAME = "by_customer"
 _BATCH_GET_LIMIT = 100
+_BATCH_WRITE_LIMIT = 25
+# Deletes DynamoDB leaves unprocessed (throttled) are asked for again this many times in all,
+# after a jittered pause that doubles from 50 ms up to 2 s.
+_UNPROCESSED_ATTEMPTS = 8
+_UNPROCESSED_PAUSE = 0.05
+_UNPROCESSED_PAUSE_CAP = 2.0
 # A transaction cancelled only because another one held its items is tried this many times in all,
 # pausing a jittered 10 ms to 80 ms (more each time) between tries.
 _TRANSACTION_ATTEMPTS = 5
@@ -361,27 +370,38 @@ class DynamoDBReadStore:
         rows = [_to_row(item) for item in page.get("Items", [])]
         return rows, encode_cursor(rows[-1]) if page.get("LastEvaluatedKey") and rows else None
 
-    def delete_partition_prefix(self, prefix: str) -> int:
-        deleted = 0
+    def delete_partition_prefix_page(
+        self, prefix: str, *, cursor: str | None = None, limit: int = DELETE_PAGE_ITEMS
+    ) -> tuple[int, str | None]:
+        if limit < 1:
+            raise ValueError("a page evaluates at least one row")
         request: dict[str, Any] = {
             "TableName": self._table,
             "FilterExpression": "begins_with(pk, :prefix)",
             "ExpressionAttributeValues": {":prefix": {"S": prefix}},
             "ProjectionExpression": "pk, sk",
+            "Limit": limit,
         }
-        while True:
-            with _translated("delete_partition_prefix"):
-                page = self._client.scan(**request)
-            keys = [{"pk": item["pk"], "sk": item["sk"]} for item in page.get("Items", [])]
-            for start in range(0, len(keys), 25):
-                pending: dict[str, Any] = {
-                    self._table: [{"DeleteRequest": {"Key": key}} for key in keys[start : start + 25]]
-                }
-                while pending:
-                    with _translated("delete_partition_prefix"):
-                        reply = self._client.batch_write_item(RequestItems=pending)
-                    pending = dict(reply.get("UnprocessedItems") or {})
-            deleted += len(keys)
-            if "LastEvaluatedKey" not in page:
-                return deleted
-            request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        if cursor is not None:
+            request["ExclusiveStartKey"] = _key(decode_key_cursor(cursor))
+        with _translated("delete_partition_prefix_page"):
+            page = self._client.scan(**request)
+        keys = [{"pk": item["pk"], "sk": item["sk"]} for item in page.get("Items", [])]
+        for start in range(0, len(keys), _BATCH_WRITE_LIMIT):
+            self._delete_batch(keys[start : start + _BATCH_WRITE_LIMIT])
+        last = page.get("LastEvaluatedKey")
+        return len(keys), encode_key_cursor((last["pk"]["S"], last["sk"]["S"])) if last else None
+
+    def _delete_batch(self, keys: Sequence[Mapping[str, Any]]) -> None:
+        operation = "delete_partition_prefix_page"
+        pending: dict[str, Any] = {self._table: [{"DeleteRequest": {"Key": key}} for key in keys]}
+        for attempt in range(_UNPROCESSED_ATTEMPTS):
+            if attempt:
+                # What DynamoDB left unprocessed was throttled: back off before asking again.
+                time.sleep(random.uniform(0, min(_UNPROCESSED_PAUSE_CAP, _UNPROCESSED_PAUSE * 2**attempt)))
+            with _translated(operation):
+                reply = self._client.batch_write_item(RequestItems=pending)
+            pending = dict(reply.get("UnprocessedItems") or {})
+            if not pending:
+                return
+        raise ReadStoreError(operation, "UnprocessedItems")

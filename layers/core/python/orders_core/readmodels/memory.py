@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from orders_core.readmodels.port import (
+    DELETE_PAGE_ITEMS,
     MAX_ATOMIC_ROWS,
     Key,
     Number,
@@ -16,7 +17,9 @@ from orders_core.readmodels.port import (
     SummaryDelta,
     VersionConflict,
     decode_cursor,
+    decode_key_cursor,
     encode_cursor,
+    encode_key_cursor,
 )
 
 
@@ -129,12 +132,21 @@ class InMemoryReadStore:
         page = rows[:limit]
         return page, encode_cursor(page[-1]) if len(rows) > limit else None
 
-    def delete_partition_prefix(self, prefix: str) -> int:
+    def delete_partition_prefix_page(
+        self, prefix: str, *, cursor: str | None = None, limit: int = DELETE_PAGE_ITEMS
+    ) -> tuple[int, str | None]:
+        if limit < 1:
+            raise ValueError("a page evaluates at least one row")
+        after = decode_key_cursor(cursor) if cursor is not None else None
         with self._lock:
-            doomed = [key for key in self._rows if key[0].startswith(prefix)]
+            # Key order stands in for DynamoDB's scan order: stable, and resumable from a key
+            # that has been deleted since.
+            remaining = sorted(key for key in self._rows if after is None or key > after)
+            evaluated = remaining[:limit]
+            doomed = [key for key in evaluated if key[0].startswith(prefix)]
             for key in doomed:
                 del self._rows[key]
-        return len(doomed)
+        return len(doomed), encode_key_cursor(evaluated[-1]) if len(remaining) > limit else None
 
 
 def _check_atomic_keys(keys: Sequence[Key]) -> None:

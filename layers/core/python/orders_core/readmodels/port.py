@@ -6,7 +6,8 @@ Rows live under a (pk, sk) key. Four write rules cover every projection:
 - `add_contribution`: commutative counters, applied at most once per source id;
 - `apply_atomically`: source rows, each moved only from the version it was read at, together
   with the deltas they make to summary rows, all or nothing (a DynamoDB transaction);
-and `delete_if` removes a row only if nobody added to it since it was read.
+and `delete_if` removes a row only if nobody added to it since it was read;
+`delete_partition_prefix_page` deletes a generation nobody reads, one bounded page at a time.
 """
 
 from __future__ import annotations
@@ -92,6 +93,26 @@ def decode_cursor(cursor: str) -> tuple[str, str, str]:
     return position[0], position[1], position[2]
 
 
+# Items a deletion page evaluates (DynamoDB's Scan `Limit`, counted before the filter): a page
+# ends within about 1 MB read, whatever the table holds, and a caller can stop between pages.
+DELETE_PAGE_ITEMS = 1_000
+
+
+def encode_key_cursor(key: Key) -> str:
+    """An opaque cursor naming the last (pk, sk) a scan evaluated."""
+    return base64.urlsafe_b64encode(json.dumps(list(key)).encode()).decode().rstrip("=")
+
+
+def decode_key_cursor(cursor: str) -> Key:
+    try:
+        position = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    except (ValueError, TypeError) as exc:
+        raise InvalidCursor("cursor is not one this store returned") from exc
+    if not (isinstance(position, list) and len(position) == 2 and all(isinstance(p, str) for p in position)):
+        raise InvalidCursor("cursor is not one this store returned")
+    return position[0], position[1]
+
+
 class ReadStore(Protocol):
     def get_many(self, keys: Sequence[Key]) -> dict[Key, Row]:
         """Rows that exist among `keys` (strongly consistent)."""
@@ -140,6 +161,12 @@ class ReadStore(Protocol):
         """Rows whose `gsi1pk` is `index_pk`, by descending `gsi1sk`, a page at a time."""
         ...
 
-    def delete_partition_prefix(self, prefix: str) -> int:
-        """Delete every row whose pk starts with `prefix` (retiring a generation)."""
+    def delete_partition_prefix_page(
+        self, prefix: str, *, cursor: str | None = None, limit: int = DELETE_PAGE_ITEMS
+    ) -> tuple[int, str | None]:
+        """Retire or abandon a generation a page at a time: evaluate the next `limit` rows of the
+        table after `cursor` (None: from the start), delete those whose pk starts with `prefix`.
+        Answers how many were deleted and the cursor to go on from, None when the table has no
+        more rows. A page may delete none and still have more; repeating a page deletes nothing
+        twice. Rows written behind the cursor are not seen."""
         ...

@@ -15,6 +15,9 @@ from orders_core.readmodels.port import ReadStore
 RUNS = "rebuilds"
 # Read-modify-write rounds before an update of a run gives up (its writers are a handful of steps).
 UPDATE_ROUNDS = 10
+# The phases of a run that goes well, in order, and those of one that is abandoned.
+PHASES = ("starting", "exporting", "shuffling", "applying", "catching_up", "retiring", "done")
+ENDING = ("abandoning", "failed")
 
 
 class RunConflict(Exception):
@@ -37,6 +40,22 @@ class RebuildRun:
     # How many times the record was saved: a save never replaces a later one.
     revision: int = 0
     details: dict[str, Any] = field(default_factory=dict)
+
+
+def advanced(run: RebuildRun, phase: str, **changes: Any) -> RebuildRun:
+    """`run` in `phase` with `changes` (`details` are merged into the run's).
+
+    A run never moves back: a retried step, or a late one (a shuffle that ends after the apply
+    began), leaves the later phase as it is. An abandoned run stays abandoned: only the abandon
+    itself moves it on, to "failed".
+    """
+    if run.phase in ENDING and phase not in ENDING:
+        return run
+    if phase in PHASES and run.phase in PHASES and PHASES.index(phase) < PHASES.index(run.phase):
+        phase = run.phase
+    if "details" in changes:
+        changes["details"] = {**run.details, **changes["details"]}
+    return replace(run, phase=phase, **changes)
 
 
 class RunStore:
