@@ -629,6 +629,7 @@ def summary_growth(orders: int) -> dict[str, Any]:
     points = sorted({min(FIRST_POINT, orders), orders})
     commits = one_day_of_orders(orders, points)
     day = commits[0].metadata.recorded_at[:10]
+
     # The summaries the orders add to: the day's; every product's (the hot one is measured).
     def shard_keys(name: str, entity: str) -> list[str]:
         return [f"1#{entity}#{shard}" for shard in range(int(getattr(_model(name), "shards", 1)))]

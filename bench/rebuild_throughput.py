@@ -17,10 +17,11 @@ import json
 import os
 import random
 import time
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 os.environ.update(
     AWS_ACCESS_KEY_ID="bench",
@@ -36,6 +37,12 @@ os.environ.pop("AWS_ENDPOINT_URL", None)
 
 RESULTS = Path(__file__).with_name("results-rebuild.json")
 FULL_EVENTS, SMALL_EVENTS = 100_000, 2_000
+# The shuffle's memory: export files of these many commits, against a buffer smaller than both (the
+# stack's is 64 MB; scaled down so that files of tens of MB exceed it, as 100 M events' files do).
+FULL_SHUFFLE_COMMITS, SMALL_SHUFFLE_COMMITS = (25_000, 100_000), (1_000, 4_000)
+SHUFFLE_BUFFER_BYTES = 4 * 1024 * 1024
+SMALL_SHUFFLE_BUFFER_BYTES = 256 * 1024
+DEPLOYED_BUCKETS = 1024  # infra/settings.py's default rebuildBuckets
 
 
 def synthetic_commits(events: int, seed: int = 1) -> list[Any]:
@@ -185,6 +192,90 @@ def run(events: int, projection: str) -> dict[str, Any]:
         }
 
 
+class _DiscardingObjects:
+    """The ObjectStore port for a memory measurement: the export file is streamed from disk, and
+    what the shuffle writes is counted, not kept (kept, it would be the bench's memory, not the
+    shuffle's)."""
+
+    def __init__(self, path: str) -> None:
+        self._path = path
+        self.written = 0
+        self.objects = 0
+
+    def put(self, key: str, body: bytes) -> None:
+        self.written += len(body)
+        self.objects += 1
+
+    def get(self, key: str) -> bytes:
+        raise AssertionError("the shuffle streams the export file: it never reads it whole")
+
+    def open(self, key: str) -> IO[bytes]:
+        return open(self._path, "rb")
+
+    def list(self, prefix: str) -> list[str]:
+        return []
+
+    def delete_prefix(self, prefix: str) -> int:
+        return 0
+
+
+def shuffle_peak_memory(commit_counts: Sequence[int], buffer_bytes: int) -> list[dict[str, Any]]:
+    """Peak memory (tracemalloc) of the shuffle step on one export file of each size, with the
+    deployed bucket count and a buffer of `buffer_bytes`: flat in the file's size when the shuffle
+    streams its input and writes its buckets whenever the buffer fills."""
+    import gzip
+    import tempfile
+    import tracemalloc
+
+    from orders_core.projections.control import ControlStore
+    from orders_core.readmodels.memory import InMemoryReadStore
+    from orders_core.rebuild.runs import RebuildRun, RunStore
+    from orders_core.rebuild.steps import RebuildSteps
+    from orders_core.store.codec import commit_to_item
+    from orders_core.store.memory import InMemoryEventStore
+
+    figures = []
+    for count in commit_counts:
+        with tempfile.NamedTemporaryFile(suffix=".json.gz") as export:
+            with gzip.open(export.name, "wt", encoding="utf-8") as lines:
+                for commit in synthetic_commits(count * 2, seed=count):  # about two events a commit
+                    lines.write(json.dumps({"Item": commit_to_item(commit)}) + "\n")
+            objects = _DiscardingObjects(export.name)
+            control = InMemoryReadStore()
+            runs = RunStore(control)
+            runs.save_run(
+                RebuildRun(
+                    rebuild_id="bench", projection="customer_orders", details={"data_prefix": "x/data/"}
+                )
+            )
+            never: Any = None
+            steps = RebuildSteps(
+                control=ControlStore(control),
+                runs=runs,
+                objects=objects,
+                events=InMemoryEventStore(),
+                projection_for=never,
+                read_store_for=never,
+                now=lambda: "2026-11-29T00:00:00.000000Z",
+                buckets=DEPLOYED_BUCKETS,
+                shuffle_buffer_bytes=buffer_bytes,
+            )
+            tracemalloc.start()
+            counts = steps.shuffle("bench", "x/data/file.json.gz")
+            _, peak = tracemalloc.get_traced_memory()
+            tracemalloc.stop()
+            figures.append(
+                {
+                    "commits": counts["commits"],
+                    "file_bytes": os.path.getsize(export.name),
+                    "uncompressed_bytes": objects.written,
+                    "objects_written": objects.objects,
+                    "peak_bytes": peak,
+                }
+            )
+    return figures
+
+
 def raw_conditional_puts_per_second(dynamodb: Any, count: int) -> float:
     """Conditional PutItems of a view-row-sized item per second on this process's moto."""
     from orders_core.tables import EVENTS
@@ -220,6 +311,9 @@ def main(argv: list[str] | None = None) -> int:
     events = args.events or (SMALL_EVENTS if args.small else FULL_EVENTS)
     started = time.perf_counter()
     result = run(events, args.projection)
+    sizes = SMALL_SHUFFLE_COMMITS if args.small else FULL_SHUFFLE_COMMITS
+    buffer = SMALL_SHUFFLE_BUFFER_BYTES if args.small else SHUFFLE_BUFFER_BYTES
+    result["shuffle_memory"] = {"buffer_bytes": buffer, "files": shuffle_peak_memory(sizes, buffer)}
     result["total_seconds"] = round(time.perf_counter() - started, 1)
     print(json.dumps(result, indent=2))
     if args.json is not None:

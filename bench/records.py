@@ -606,6 +606,7 @@ class RebuildThroughput:
     events_per_second: float
     phases_reached_at_seconds: Mapping[str, float]
     floor: RebuildFloor | None  # None when the raw put rate was not measured
+    shuffle_memory: ShuffleMemory | None = None  # None in results from before it was measured
 
     @classmethod
     def from_json(cls, data: Json) -> RebuildThroughput:
@@ -617,6 +618,35 @@ class RebuildThroughput:
             events_per_second=data["events_per_second"],
             phases_reached_at_seconds=dict(data["phases_reached_at_seconds"]),
             floor=RebuildFloor.from_json(data) if data.get("limit_events_per_second") else None,
+            shuffle_memory=ShuffleMemory.from_json(data["shuffle_memory"])
+            if "shuffle_memory" in data
+            else None,
+        )
+
+
+@dataclass(frozen=True)
+class ShuffleFile:
+    commits: int
+    file_bytes: int
+    uncompressed_bytes: int
+    peak_bytes: int
+
+
+@dataclass(frozen=True)
+class ShuffleMemory:
+    """The shuffle step's peak memory (tracemalloc) on export files of two sizes."""
+
+    buffer_bytes: int
+    files: tuple[ShuffleFile, ...]
+
+    @classmethod
+    def from_json(cls, data: Json) -> ShuffleMemory:
+        return cls(
+            buffer_bytes=data["buffer_bytes"],
+            files=tuple(
+                ShuffleFile(f["commits"], f["file_bytes"], f["uncompressed_bytes"], f["peak_bytes"])
+                for f in data["files"]
+            ),
         )
 
 

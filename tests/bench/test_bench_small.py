@@ -211,6 +211,11 @@ def test_end_to_end_and_rebuild_produce_figures(small_run: tuple[dict[str, Any],
     assert e["poller"]["poll_interval_ms"] <= e["poller"]["idle_poll_max_ms"]
     r = results["rebuild"]
     assert r["events"] >= 2_000 and r["events_per_second"] > 0
+    # The shuffle streams its file: a file four times larger leaves its peak memory where it was
+    small_file, large_file = r["shuffle_memory"]["files"]
+    assert large_file["uncompressed_bytes"] > 3 * small_file["uncompressed_bytes"]
+    assert large_file["uncompressed_bytes"] > r["shuffle_memory"]["buffer_bytes"]
+    assert large_file["peak_bytes"] < 1.5 * small_file["peak_bytes"]
 
 
 def test_the_cost_model_prices_ours_the_baseline_and_the_limit(

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import copy
 import gzip
+import io
 import json
 import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import IO, Any
 
 from orders_core.application import CommandService
 from orders_core.domain.orders import ORDER
@@ -47,6 +48,9 @@ class InMemoryObjectStore:
         with self._lock:
             return self.objects[key]
 
+    def open(self, key: str) -> IO[bytes]:
+        return io.BytesIO(self.get(key))
+
     def list(self, prefix: str) -> list[str]:
         with self._lock:
             return sorted(key for key in self.objects if key.startswith(prefix))
@@ -75,6 +79,7 @@ class RebuildWorld:
     objects: ObjectStore = field(default_factory=InMemoryObjectStore)
     buckets: int = 2
     retire_pages_per_call: int = 1
+    shuffle_buffer_bytes: int = 64 * 1024 * 1024
     rebuild_id: str = field(default_factory=lambda: f"20261129T100000-customer-orders-{uuid.uuid4().hex[:4]}")
 
     def __post_init__(self) -> None:
@@ -94,6 +99,7 @@ class RebuildWorld:
             now=lambda: NOW,
             buckets=self.buckets,
             retire_pages_per_call=self.retire_pages_per_call,
+            shuffle_buffer_bytes=self.shuffle_buffer_bytes,
         )
 
     def projection(self, name: str, generation: int) -> Any:

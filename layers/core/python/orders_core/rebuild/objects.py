@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Protocol
+from typing import IO, TYPE_CHECKING, Protocol, cast
 
 if TYPE_CHECKING:
     from mypy_boto3_s3.client import S3Client
@@ -12,6 +12,10 @@ class ObjectStore(Protocol):
     def put(self, key: str, body: bytes) -> None: ...
 
     def get(self, key: str) -> bytes: ...
+
+    def open(self, key: str) -> IO[bytes]:
+        """The object as a stream, read as it arrives (an export file is not held whole)."""
+        ...
 
     def list(self, prefix: str) -> list[str]:
         """Keys under `prefix`, in key order."""
@@ -30,6 +34,10 @@ class S3ObjectStore:
 
     def get(self, key: str) -> bytes:
         return self._client.get_object(Bucket=self._bucket, Key=key)["Body"].read()
+
+    def open(self, key: str) -> IO[bytes]:
+        # botocore's StreamingBody reads from the connection as asked: read(n), iteration, close.
+        return cast(IO[bytes], self._client.get_object(Bucket=self._bucket, Key=key)["Body"])
 
     def list(self, prefix: str) -> list[str]:
         keys: list[str] = []

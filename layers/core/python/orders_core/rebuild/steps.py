@@ -30,11 +30,13 @@ from orders_core.readmodels.port import ReadStore
 from orders_core.rebuild.endings import RunEndings
 from orders_core.rebuild.objects import ObjectStore
 from orders_core.rebuild.runs import ENDING, RebuildRun, RunStore, advanced
-from orders_core.store.export_files import commit_of, event_count, is_data_file, read_export_file, stream_of
+from orders_core.store.export_files import commit_of, event_count, is_data_file, read_export_stream, stream_of
 from orders_core.store.port import EventStore
 
 DEFAULT_BUCKETS = 8
 APPLY_CHUNK = 2_000
+# Bytes of shuffled lines held before they are written out (as parts of each bucket's fragment).
+SHUFFLE_BUFFER_BYTES = 64 * 1024 * 1024
 # Deletion pages (of DELETE_PAGE_ITEMS rows evaluated each) per `retire` call: at 26 M rows of an
 # old generation in a 52 M-row table, one page per call would be 52,000 task calls, past Step
 # Functions' 25,000 events of history per execution; 50 pages keep each call under a minute.
@@ -97,8 +99,12 @@ class RebuildSteps:
         buckets: int = DEFAULT_BUCKETS,
         claim_settle_seconds: int = 11,
         retire_pages_per_call: int = RETIRE_PAGES_PER_CALL,
+        shuffle_buffer_bytes: int = SHUFFLE_BUFFER_BYTES,
     ) -> None:
         self._control = control
+        # A shuffle writes its buckets' fragments whenever this much is buffered: its memory is
+        # bounded by this, not by the size of the export file it reads.
+        self._shuffle_buffer_bytes = shuffle_buffer_bytes
         self._runs = runs
         self._objects = objects
         self._events = events
@@ -226,17 +232,28 @@ class RebuildSteps:
         if not is_data_file(key) or not key.startswith(self._data_prefix(self._run(rebuild_id))):
             return {"commits": 0, "events": 0}
         fragments: dict[int, list[str]] = {}
-        commits = events = 0
-        for item in read_export_file(self._objects.get(key)):
-            stream = stream_of(item)
-            fragments.setdefault(bucket_of(stream, self._buckets), []).append(
-                json.dumps(item, separators=(",", ":"))
-            )
-            commits += 1
-            events += event_count(item)
-        name = f"{zlib.crc32(key.encode()):08x}.jsonl"
-        for bucket, lines in fragments.items():
-            self._objects.put(bucket_prefix(rebuild_id, bucket) + name, "\n".join(lines).encode())
+        buffered = commits = events = parts = 0
+        file_id = f"{zlib.crc32(key.encode()):08x}"
+
+        def flush() -> None:
+            # Part numbers follow the file's order: a retried shuffle rewrites the same objects.
+            for bucket, lines in fragments.items():
+                fragment = f"{bucket_prefix(rebuild_id, bucket)}{file_id}-{parts:05d}.jsonl"
+                self._objects.put(fragment, "\n".join(lines).encode())
+            fragments.clear()
+
+        with contextlib.closing(self._objects.open(key)) as body:
+            for item in read_export_stream(body):
+                line = json.dumps(item, separators=(",", ":"))
+                fragments.setdefault(bucket_of(stream_of(item), self._buckets), []).append(line)
+                buffered += len(line)
+                commits += 1
+                events += event_count(item)
+                if buffered >= self._shuffle_buffer_bytes:
+                    flush()
+                    buffered, parts = 0, parts + 1
+        flush()
+        name = f"{file_id}.jsonl"
         counts = {"commits": commits, "events": events}
         self._runs.record_progress(rebuild_id, f"file#{name}", counts)
         if commits:

@@ -7,7 +7,7 @@ import gzip
 import io
 import json
 from collections.abc import Iterator
-from typing import Any
+from typing import IO, Any
 
 from orders_core.envelope import Commit
 from orders_core.store.codec import item_to_commit
@@ -22,7 +22,12 @@ def is_data_file(key: str) -> bool:
 
 def read_export_file(body: bytes) -> Iterator[Item]:
     """Items of one DynamoDB-JSON export file (gzip, one {"Item": {...}} per line)."""
-    with gzip.open(io.BytesIO(body), "rt", encoding="utf-8") as lines:
+    return read_export_stream(io.BytesIO(body))
+
+
+def read_export_stream(stream: IO[bytes]) -> Iterator[Item]:
+    """The same, read from a stream a line at a time: memory does not grow with the file."""
+    with gzip.open(stream, "rt", encoding="utf-8") as lines:
         for line in lines:
             if line.strip():
                 yield json.loads(line)["Item"]
