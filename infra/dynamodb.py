@@ -21,10 +21,12 @@ _ATTRIBUTE_TYPES = {"S": dynamodb.AttributeType.STRING, "N": dynamodb.AttributeT
 # ConditionCheckItem for a delta that only checks; delete_if = conditional DeleteItem;
 # query_partition, query_index = Query; delete_partition_prefix_page = Scan + BatchWriteItem. It
 # never calls GetItem.
-READ_ACTIONS = ("dynamodb:GetItem", "dynamodb:Query", "dynamodb:BatchGetItem")
-# The events table's gap fill (orders_core/store/dynamodb.py): read_commits and
-# read_commits_covering are Query, read_commit (a cross-stream view's first commit) is GetItem.
-GAP_FILL_ACTIONS = ("dynamodb:Query", "dynamodb:GetItem")
+READ_ACTIONS = ("dynamodb:Query", "dynamodb:BatchGetItem")  # get_many, query_partition, query_index
+# The events table's reads (orders_core/store/dynamodb.py): read_commits is Query. Its read_commit
+# (GetItem) has no caller in the functions' code, so no role holds GetItem on the events table.
+# Used for gap fill (projector, rebuild worker), a replay (admin) and an order's history and
+# temporal queries (query function).
+GAP_FILL_ACTIONS = ("dynamodb:Query",)
 # Applying commits to a read model, any generation (orders_core.projections.*): get_many,
 # put_next_version, put_if_newer, add_contribution, apply_atomically, query_partition. Called by
 # the projector and by the admin function's replay of parked commits. No delete: dropping a
@@ -36,26 +38,16 @@ APPLY_ACTIONS = (
     "dynamodb:ConditionCheckItem",
     "dynamodb:Query",
 )
-WRITE_ACTIONS = (
-    "dynamodb:PutItem",
-    "dynamodb:UpdateItem",
-    "dynamodb:ConditionCheckItem",
-    "dynamodb:DeleteItem",
-    "dynamodb:BatchWriteItem",
-    "dynamodb:GetItem",
-    "dynamodb:BatchGetItem",
-    "dynamodb:Query",
-)
 # The rebuild worker on a read model: applying a generation (APPLY_ACTIONS), plus the Scan and
 # BatchWriteItem that delete a retired or abandoned generation's rows (delete_partition_prefix_page).
-# WRITE_ACTIONS also carries GetItem and DeleteItem, which the worker's code does not call today.
-REBUILD_ACTIONS = (*WRITE_ACTIONS, "dynamodb:Scan")
+# No GetItem (the read store batches) and no DeleteItem (it deletes with BatchWriteItem).
+REBUILD_ACTIONS = (*APPLY_ACTIONS, "dynamodb:Scan", "dynamodb:BatchWriteItem")
 # The admin function on a read model: replaying parked commits (APPLY_ACTIONS), and releasing a claim
 # a dead run holds, which deletes its partial generation a few pages at a time (Scan + BatchWriteItem).
 RELEASE_ACTIONS = (*APPLY_ACTIONS, "dynamodb:Scan", "dynamodb:BatchWriteItem")
 # The control table (orders_core.projections.control, .parking, orders_core.rebuild.runs) through
 # the read store's calls.
-CONTROL_READ_ACTIONS = ("dynamodb:GetItem", "dynamodb:BatchGetItem")  # which generation readers use
+CONTROL_READ_ACTIONS = ("dynamodb:BatchGetItem",)  # which generation readers use (get_many)
 CONTROL_ACTIONS = (*CONTROL_READ_ACTIONS, "dynamodb:PutItem", "dynamodb:Query")  # claims, runs, progress
 # The projector (orders_core.projections.fanout, .live, .parking): control and parked rows
 # (ControlStore.control, ParkingLot.stream: BatchGetItem), rebuild markers and its heartbeat

@@ -60,6 +60,7 @@ class HttpApi(Construct):
         self.api = apigwv2.HttpApi(
             self,
             "Api",
+            api_name=f"orders-{settings.stage}",  # API names need not be unique; this one says whose
             description=f"Orders API ({settings.stage})",
             create_default_stage=False,  # the stage below carries throttling and access logs
             cors_preflight=apigwv2.CorsPreflightOptions(

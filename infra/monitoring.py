@@ -1,15 +1,17 @@
-"""Alarms and a dashboard: the projector's lag, parked commits per read model and dead letters,
-function errors and throttles, API 5xx, failed or timed-out rebuilds."""
+"""Alarms and a dashboard: the projector's lag, failures, parked commits per read model and dead
+letters, function errors and throttles, API 5xx, DynamoDB throttles and system errors per table,
+failed, timed-out or aborted rebuilds."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from aws_cdk import Duration
+from aws_cdk import Aws, Duration, Fn
 from aws_cdk import aws_apigatewayv2 as apigwv2
 from aws_cdk import aws_cloudwatch as cw
 from aws_cdk import aws_cloudwatch_actions as cw_actions
+from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
@@ -43,7 +45,27 @@ class Thresholds:
     function_errors: int = 1  # unhandled errors per 5 minutes (handled ones are 4xx answers)
     function_throttles: int = 1  # per 5 minutes
     api_5xx: int = 5  # per 5 minutes
-    rebuild_failures: int = 1  # failed or timed-out rebuild executions per 5 minutes
+    rebuild_failures: int = 1  # failed, timed-out or aborted rebuild executions per 5 minutes
+    # Commits the projector could not apply in a batch (partial-batch failures it reports and
+    # retries, not Lambda errors), per 5 minutes: act on the first.
+    projection_failures: int = 1
+    table_throttles: int = 1  # requests DynamoDB throttled, per table, per 5 minutes
+    table_system_errors: int = 1  # DynamoDB's own 500s, per table, per 5 minutes
+
+
+# The DynamoDB operations the functions and the rebuild send (ThrottledRequests and SystemErrors
+# are per operation, never per table alone). At most 10: a metric-math alarm holds 10 metrics.
+TABLE_OPERATIONS = (
+    dynamodb.Operation.PUT_ITEM,
+    dynamodb.Operation.UPDATE_ITEM,
+    dynamodb.Operation.DELETE_ITEM,
+    dynamodb.Operation.BATCH_WRITE_ITEM,
+    dynamodb.Operation.TRANSACT_WRITE_ITEMS,
+    dynamodb.Operation.QUERY,
+    dynamodb.Operation.SCAN,
+    dynamodb.Operation.BATCH_GET_ITEM,
+    dynamodb.Operation.GET_RECORDS,
+)
 
 
 def expected_worker_errors() -> int:
@@ -72,6 +94,7 @@ class Monitoring(Construct):
         rebuild: sfn.IStateMachine,
         rebuild_worker: lambda_.IFunction,
         rebuild_dead_letters: sqs.IQueue,
+        tables: Mapping[str, dynamodb.ITable],
         thresholds: Thresholds = Thresholds(),
     ) -> None:
         super().__init__(scope, construct_id)
@@ -85,10 +108,14 @@ class Monitoring(Construct):
         self._alarm_on_functions(functions)
         self._alarm_on_api(api)
         self._alarm_on_rebuilds(rebuild, rebuild_dead_letters)
+        self._alarm_on_tables(tables)
         if settings.alarm_topic_arn:
             self._notify(settings.alarm_topic_arn)
 
-        self.dashboard = cw.Dashboard(self, "Dashboard", dashboard_name=f"{self._prefix}-overview")
+        # Dashboard names are global to the account: the region keeps a stage in two regions apart.
+        self.dashboard = cw.Dashboard(
+            self, "Dashboard", dashboard_name=Fn.join("-", [self._prefix, Aws.REGION, "overview"])
+        )
         self.dashboard.add_widgets(*self._api_widgets(api))
         self.dashboard.add_widgets(*self._function_widgets(functions))
         self.dashboard.add_widgets(*self._projection_widgets(projector, read_models, dead_letters))
@@ -114,6 +141,16 @@ class Monitoring(Construct):
             ),
             threshold=self._thresholds.dead_letters,
             problem="the projector gave up on stream records (see the on-failure queue)",
+        )
+        self._alarm(
+            "ProjectionFailures",
+            _projector_metric(
+                PROJECTION_FAILURES, projection=PROJECTOR, statistic="Sum", period=FIVE_MINUTES
+            ),
+            threshold=self._thresholds.projection_failures,
+            problem="the projector could not apply commits of a batch (reported as partial-batch "
+            "failures and delivered again, not Lambda errors): see the projector's log for "
+            "'commit not projected'",
         )
 
     def _alarm_on_parked_commits(self, read_models: Sequence[str]) -> None:
@@ -170,6 +207,13 @@ class Monitoring(Construct):
             problem="a rebuild timed out",
         )
         self._alarm(
+            "RebuildExecutionsAborted",
+            rebuild.metric_aborted(statistic="Sum", period=FIVE_MINUTES),
+            threshold=self._thresholds.rebuild_failures,
+            problem="a rebuild execution was stopped (readers kept the active generation; "
+            "see `orders rebuilds`)",
+        )
+        self._alarm(
             "RebuildAbandonDeadLetters",
             dead_letters.metric_approximate_number_of_messages_visible(
                 statistic="Maximum", period=ONE_MINUTE
@@ -179,6 +223,22 @@ class Monitoring(Construct):
             "abandoned: its projection may still be claimed. The queue holds the status-change event; "
             "see `orders rebuilds` and the worker's log",
         )
+
+    def _alarm_on_tables(self, tables: Mapping[str, dynamodb.ITable]) -> None:
+        for name, table in tables.items():
+            self._alarm(
+                f"{_camel(name)}TableThrottles",
+                table_operations_metric(table, "ThrottledRequests"),
+                threshold=self._thresholds.table_throttles,
+                problem=f"DynamoDB throttled requests to table {name} (on-demand: a traffic spike "
+                "above twice the previous peak, a hot partition, or the table's maximum throughput)",
+            )
+            self._alarm(
+                f"{_camel(name)}TableSystemErrors",
+                table_operations_metric(table, "SystemErrors"),
+                threshold=self._thresholds.table_system_errors,
+                problem=f"DynamoDB answered requests to table {name} with internal errors (HTTP 500)",
+            )
 
     def _notify(self, topic_arn: str) -> None:
         """Every alarm, and its return to OK, goes to the stage's topic."""
@@ -362,6 +422,28 @@ def _projector_metric(
         statistic=statistic,
         period=period,
         label=label,
+    )
+
+
+def table_operations_metric(table: dynamodb.ITable, metric_name: str) -> cw.MathExpression:
+    """A per-operation DynamoDB metric summed over TABLE_OPERATIONS, per 5 minutes. Unlike the
+    CDK's `metric_*_for_operations` (`m1 + m2 + ...`, no data unless every operation has some),
+    each operation's missing data counts as 0."""
+    metrics = {
+        f"m{i}": cw.Metric(
+            namespace="AWS/DynamoDB",
+            metric_name=metric_name,
+            dimensions_map={"TableName": table.table_name, "Operation": operation.value},
+            statistic="Sum",
+            period=FIVE_MINUTES,
+        )
+        for i, operation in enumerate(TABLE_OPERATIONS)
+    }
+    return cw.MathExpression(
+        expression=" + ".join(f"FILL({key}, 0)" for key in metrics),
+        using_metrics=metrics,
+        label=f"{metric_name} (every operation)",
+        period=FIVE_MINUTES,
     )
 
 

@@ -8,7 +8,7 @@ from aws_cdk import Duration
 from aws_cdk import aws_dynamodb as dynamodb
 from constructs import Construct
 
-from infra.dynamodb import CONTROL_READ_ACTIONS, READ_ACTIONS, grant
+from infra.dynamodb import CONTROL_READ_ACTIONS, GAP_FILL_ACTIONS, READ_ACTIONS, grant
 from infra.lambda_function import PythonFunction
 from infra.layers import Layers
 from infra.settings import Settings
@@ -47,7 +47,8 @@ class QueryApi(Construct):
             log_retention=settings.log_retention,
             timeout=Duration.seconds(10),
         )
-        grant(self.handler.role, events, EVENTS, READ_ACTIONS)  # an order's history
+        # An order's history and temporal queries: read_commits (Query), nothing else.
+        grant(self.handler.role, events, EVENTS, GAP_FILL_ACTIONS)
         for spec, table in read_tables.items():
             grant(self.handler.role, table, spec, READ_ACTIONS, indexes=True)
         grant(self.handler.role, control, PROJECTIONS_CONTROL, CONTROL_READ_ACTIONS)

@@ -30,7 +30,7 @@ from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct, IConstruct
 
-from infra.dynamodb import CONTROL_ACTIONS, REBUILD_ACTIONS, grant
+from infra.dynamodb import CONTROL_ACTIONS, GAP_FILL_ACTIONS, REBUILD_ACTIONS, grant
 from infra.lambda_function import PythonFunction
 from infra.layers import Layers
 from infra.nag import IAM5_ANY_RESOURCE, acknowledge
@@ -209,8 +209,8 @@ class Rebuild(Construct):
     ) -> None:
         role = self.worker.role
         # The events table: the catch-up marker commit (conditional PutItem) and the projections'
-        # gap fill (GetItem, Query). Nothing else: no update, no delete, no batch write.
-        grant(role, events, EVENTS, ["dynamodb:PutItem", "dynamodb:GetItem", "dynamodb:Query"])
+        # gap fill (Query). Nothing else: no update, no delete, no batch write.
+        grant(role, events, EVENTS, ["dynamodb:PutItem", *GAP_FILL_ACTIONS])
         # Any read model (the run's projection is chosen at run time): applying the new generation,
         # then deleting the old one (Scan + BatchWriteItem) on retire, or the partial one on abandon.
         for spec, table in read_tables.items():

@@ -60,6 +60,10 @@ _REBUILD_KEYS: dict[str, tuple[str, int, int]] = {
 }
 
 
+# Stages whose alarms may notify nobody (a developer's own); every other stage needs a topic.
+DEVELOPMENT_STAGES = frozenset({"dev"})
+
+
 @dataclass(frozen=True)
 class Settings:
     stage: str
@@ -81,13 +85,21 @@ class Settings:
         origins = get("corsAllowedOrigins")
         if isinstance(origins, str):  # `-c corsAllowedOrigins=https://a,https://b` on the command line
             origins = [o.strip() for o in origins.split(",") if o.strip()]
+        stage = str(get("stage"))
+        alarm_topic_arn = str(node.try_get_context("alarmTopicArn") or "") or None
+        if alarm_topic_arn is None and stage not in DEVELOPMENT_STAGES:
+            raise ValueError(
+                f"CDK context 'alarmTopicArn' is missing for stage {stage!r}: its alarms would notify "
+                "nobody. Pass the SNS topic they go to (-c alarmTopicArn=arn:aws:sns:...); only "
+                f"{', '.join(sorted(DEVELOPMENT_STAGES))} may go without"
+            )
         return cls(
-            stage=str(get("stage")),
+            stage=stage,
             cors_allowed_origins=_origins(origins),
             throttling_rate_limit=float(get("apiThrottlingRateLimit")),
             throttling_burst_limit=int(get("apiThrottlingBurstLimit")),
             log_retention=_retention(int(get("logRetentionDays"))),
-            alarm_topic_arn=str(node.try_get_context("alarmTopicArn") or "") or None,
+            alarm_topic_arn=alarm_topic_arn,
             rebuild=_rebuild(node),
         )
 

@@ -114,6 +114,7 @@ class OrdersStack(Stack):
             rebuild=self.rebuild.state_machine,
             rebuild_worker=self.rebuild.worker.function,
             rebuild_dead_letters=self.rebuild.dead_letters,
+            tables={spec.key: table for spec, table in self.tables.items()},
         )
 
         CfnOutput(self, "ApiUrl", value=self.http_api.url, description="Base URL of the HTTP API")

@@ -15,7 +15,13 @@ from types import FrameType
 
 from orders_core.projections.registry import NAMES
 from orders_local import operator_cli
-from orders_local.system import DEFAULT_CORS_ORIGINS, CannotListen, LocalSystem, PortInUse
+from orders_local.system import (
+    DEFAULT_CORS_ORIGINS,
+    CannotListen,
+    LocalSystem,
+    PortInUse,
+    UnsupportedEndpoint,
+)
 from orders_local.tokens import issue_token, load_or_create_secret
 
 EXIT_USAGE = 2
@@ -57,7 +63,9 @@ def _serve(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("orders_local").setLevel(logging.INFO)
     cors_origins, cors_source = load_cors_origins()
-    system = LocalSystem(host=args.host, port=args.port, cors_origins=cors_origins)
+    system = LocalSystem(
+        host=args.host, port=args.port, cors_origins=cors_origins, projections=args.projections
+    )
     try:
         system.start()
     except PortInUse as exc:
@@ -65,6 +73,9 @@ def _serve(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     except CannotListen as exc:
         print(f"orders serve: {exc.strerror}", file=sys.stderr)
+        return EXIT_USAGE
+    except UnsupportedEndpoint as exc:
+        print(f"orders serve: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("orders serve: interrupted while starting", file=sys.stderr)
@@ -81,6 +92,8 @@ def _serve(args: argparse.Namespace) -> int:
             print(f"Read models     {', '.join(NAMES)} (one projector follows the events stream)")
             print("Parked commits  orders failures; orders replay-failures [--projection NAME]")
             print(f"Failed batches  {system.workers.failure_queue_url}")
+        elif not args.projections:
+            print("Read models     not running (--no-projections): they stay empty, rebuilds are off")
         print("Get a token     orders token --customer alice   (or: orders token --operator)")
         print(
             f'Try             curl -H "Authorization: Bearer $(orders token --customer alice)" '
@@ -177,7 +190,8 @@ def _build_parser() -> argparse.ArgumentParser:
         help="run the HTTP API locally",
         description=(
             "Serve the HTTP API the way API Gateway does in front of the Lambda handlers. DynamoDB is an "
-            "in-process moto server unless AWS_ENDPOINT_URL points at another endpoint. The tables are "
+            "in-process moto server unless AWS_ENDPOINT_URL points at another endpoint, which also needs "
+            "DynamoDB Streams and SQS for the read models (else add --no-projections). The tables are "
             "created if missing. Requests need a token from 'orders token'. CORS origins come from "
             f"cdk.json's '{CORS_CONTEXT_KEY}' context (else localhost:3000). Stop with Ctrl-C or SIGTERM."
         ),
@@ -188,6 +202,16 @@ def _build_parser() -> argparse.ArgumentParser:
         type=_port,
         default=8000,
         help="port to listen on, 0 for any free one (default: %(default)s)",
+    )
+    serve.add_argument(
+        "--no-projections",
+        dest="projections",
+        action="store_false",
+        help=(
+            "run the API alone: no stream poller feeds the read models and there is no rebuild workflow, "
+            "so commands and order histories work but the other queries answer from read models that "
+            "stay empty (needs no DynamoDB Streams or SQS, e.g. on DynamoDB Local)"
+        ),
     )
 
     token = commands.add_parser(

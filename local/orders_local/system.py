@@ -7,13 +7,17 @@ import importlib
 import json
 import logging
 import os
+import re
 import socket
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import ConnectionError as BotoConnectionError
 from werkzeug.serving import BaseWSGIServer, get_sockaddr, make_server, select_address_family
 
 from orders_core import composition
@@ -51,6 +55,89 @@ class CannotListen(OSError):
 class PortInUse(CannotListen):
     def __init__(self, host: str, port: int) -> None:
         super().__init__(host, port, errno.EADDRINUSE, f"port {port} on {host} is already in use")
+
+
+class UnsupportedEndpoint(Exception):
+    """AWS_ENDPOINT_URL cannot be reached, or lacks a service the local run needs (one line, for the user)."""
+
+
+# Error codes with which endpoints say "no such operation/service"; messages are matched too, since
+# emulators differ (DynamoDB Local answers UnknownOperationException, others a 400 with some text).
+_UNKNOWN_OPERATION_CODES = frozenset(
+    {
+        "UnknownOperationException",
+        "UnknownOperation",
+        "InvalidAction",
+        "NotImplemented",
+        "NotImplementedException",
+        "UnsupportedOperation",
+        "UnsupportedOperationException",
+        "UnrecognizedClientException",
+        "404",
+        "501",
+    }
+)
+_UNKNOWN_OPERATION_TEXT = re.compile(
+    r"unknown (operation|action|service)|not (implemented|supported)|unrecognized|invalid action", re.I
+)
+_RUN_EMBEDDED = "run `orders serve` without AWS_ENDPOINT_URL (embedded moto)"
+# A probe should answer (or fail) in seconds, not after botocore's default minute-long retries.
+_PROBE_CONFIG = Config(connect_timeout=2, read_timeout=5, retries={"max_attempts": 1, "mode": "standard"})
+
+
+def probe_endpoint(
+    endpoint_url: str,
+    *,
+    projections: bool,
+    client: Callable[[str], Any] | None = None,
+) -> str | None:
+    """What keeps ``orders serve`` from running on an external endpoint, as one line; None if nothing.
+
+    One cheap call per service the run needs: DynamoDB always; DynamoDB Streams (the projector's
+    poller) and SQS (its on-failure queue) only with the read models. ``client(service)`` builds the
+    clients (tests pass stubbed or fake ones)."""
+
+    def default_client(service: Any) -> Any:
+        return boto3.client(service, endpoint_url=endpoint_url, config=_PROBE_CONFIG)
+
+    make = client or default_client
+    checks: list[tuple[str, str, Callable[[Any], object]]] = [
+        ("dynamodb", "DynamoDB", lambda c: c.list_tables(Limit=1)),
+    ]
+    if projections:
+        checks += [
+            ("dynamodbstreams", "DynamoDB Streams", lambda c: c.list_streams(Limit=1)),
+            ("sqs", "SQS", lambda c: c.list_queues()),
+        ]
+    for service, label, call in checks:
+        advice = _RUN_EMBEDDED if service == "dynamodb" else f"{_RUN_EMBEDDED} or add --no-projections"
+        try:
+            call(make(service))
+        except BotoConnectionError as exc:
+            reason = _one_line(exc)
+            return f"cannot reach {endpoint_url} (AWS_ENDPOINT_URL): {reason}; start it, or {_RUN_EMBEDDED}"
+        except ClientError as exc:
+            if _is_unknown_operation(exc):
+                return f"this endpoint ({endpoint_url}) has no {label}: {advice}"
+            error = exc.response.get("Error", {})
+            detail = _one_line(f"{error.get('Code', 'error')} {error.get('Message', '')}")
+            return f"this endpoint ({endpoint_url}) refused the {label} probe ({detail}): {advice}"
+        except BotoCoreError as exc:
+            # An answer botocore cannot read: something else than this service is listening there.
+            return f"this endpoint ({endpoint_url}) has no {label} ({_one_line(exc)}): {advice}"
+    return None
+
+
+def _is_unknown_operation(exc: ClientError) -> bool:
+    error = exc.response.get("Error", {})
+    code = str(error.get("Code", ""))
+    return code.rsplit("#", 1)[-1] in _UNKNOWN_OPERATION_CODES or bool(
+        _UNKNOWN_OPERATION_TEXT.search(f"{code} {error.get('Message', '')}")
+    )
+
+
+def _one_line(value: object) -> str:
+    return " ".join(str(value).split())
 
 
 class LocalSystem:
@@ -110,6 +197,12 @@ class LocalSystem:
             # Bound first: a busy port should fail in milliseconds, before moto and imports.
             self._http = self._bind_http_server()
             self._prepare_aws()
+            if self._moto is None:
+                # An external endpoint: say what it lacks now, rather than fail half-way through.
+                assert self.endpoint_url is not None
+                problem = probe_endpoint(self.endpoint_url, projections=self._run_projections)
+                if problem is not None:
+                    raise UnsupportedEndpoint(problem)
             self._create_tables()
             if self._run_projections and self._moto is not None:
                 # The workflow's worker can only run inside our own moto.

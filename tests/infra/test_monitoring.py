@@ -4,11 +4,18 @@ dashboard."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
-from infra.monitoring import expected_worker_errors
+import pytest
+from aws_cdk import App
+
+from infra.application import build
+from infra.monitoring import TABLE_OPERATIONS, expected_worker_errors
 from infra.projections import registered_projections
+from infra.settings import DEVELOPMENT_STAGES
 from infra.workflow import definition, retry_attempts
+from orders_core.tables import READ_MODEL_TABLES
 from tests.infra.helpers import Synthesized
 
 
@@ -169,11 +176,105 @@ def _dashboard_widgets(dashboard: dict[str, Any]) -> list[dict[str, Any]]:
     return widgets
 
 
-def test_alarm_topic_is_optional(synthesized: Synthesized, context: dict[str, Any]) -> None:
+def test_alarm_topic_is_optional_for_dev_only(synthesized: Synthesized, context: dict[str, Any]) -> None:
     actions = [
         a["Properties"].get("AlarmActions") for a in synthesized.of_type("AWS::CloudWatch::Alarm").values()
     ]
     if context.get("alarmTopicArn"):
         assert all(a == [context["alarmTopicArn"]] for a in actions)
     else:
+        assert context["stage"] in DEVELOPMENT_STAGES
         assert not any(actions)
+
+
+def test_a_stage_other_than_dev_needs_an_alarm_topic(context: dict[str, Any]) -> None:
+    app = App(context={**context, "stage": "prod"})
+    with pytest.raises(ValueError, match="'alarmTopicArn' is missing for stage 'prod'"):
+        build(app)
+
+
+def test_with_a_topic_every_alarm_notifies_it(context: dict[str, Any], tmp_path: Path) -> None:
+    topic = "arn:aws:sns:eu-west-1:123456789012:orders-prod-alarms"
+    app = App(
+        context={**context, "stage": "prod", "alarmTopicArn": topic},
+        outdir=str(tmp_path),
+        builtin_cloud_formation_validation=False,
+    )
+    stack = build(app)
+    template = app.synth().get_stack_by_name(stack.stack_name).template
+    alarms = [
+        r["Properties"] for r in template["Resources"].values() if r["Type"] == "AWS::CloudWatch::Alarm"
+    ]
+    assert len(alarms) > 20
+    for alarm in alarms:
+        assert alarm["AlarmActions"] == [topic], alarm["AlarmDescription"]
+        assert alarm["OKActions"] == [topic], alarm["AlarmDescription"]
+    # A second stage in the same account: its own API and dashboard names.
+    (api,) = [r for r in template["Resources"].values() if r["Type"] == "AWS::ApiGatewayV2::Api"]
+    assert api["Properties"]["Name"] == "orders-prod"
+
+
+def test_dashboard_name_holds_stage_and_region(synthesized: Synthesized, context: dict[str, Any]) -> None:
+    # Dashboard names are global to the account: the same stage in two regions must not collide.
+    (dashboard,) = synthesized.of_type("AWS::CloudWatch::Dashboard").values()
+    assert dashboard["Properties"]["DashboardName"] == {
+        "Fn::Join": ["-", [f"orders-{context['stage']}", {"Ref": "AWS::Region"}, "overview"]]
+    }
+
+
+def test_http_api_is_named_per_stage(synthesized: Synthesized, context: dict[str, Any]) -> None:
+    (api,) = synthesized.of_type("AWS::ApiGatewayV2::Api").values()
+    assert api["Properties"]["Name"] == f"orders-{context['stage']}"
+
+
+def test_projection_failures_alarm(synthesized: Synthesized) -> None:
+    # Partial-batch failures the projector reports (and retries): not Lambda errors.
+    (alarm,) = _alarms(synthesized, "ProjectionFailures")
+    assert alarm["Namespace"] == "Orders"
+    assert sorted(d["Name"] for d in alarm["Dimensions"]) == ["projection", "service"]
+    assert _dimension(alarm, "service") == "orders-projections"
+    assert _dimension(alarm, "projection") == "projector"
+    assert alarm["Statistic"] == "Sum"
+    assert alarm["Threshold"] == 1
+    assert alarm["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
+
+
+def test_rebuild_aborted_alarm(synthesized: Synthesized) -> None:
+    state_machine = {"Ref": synthesized.logical_id(synthesized.stack.rebuild.state_machine)}
+    (alarm,) = _alarms(synthesized, "ExecutionsAborted")
+    assert alarm["Namespace"] == "AWS/States"
+    assert _dimension(alarm, "StateMachineArn") == state_machine
+    assert alarm["Threshold"] == 1
+
+
+def _table_alarms(synthesized: Synthesized, metric_name: str) -> dict[str, dict[str, Any]]:
+    """Logical id of the table -> its alarm on the per-operation metric, summed over operations."""
+    found: dict[str, dict[str, Any]] = {}
+    for resource in synthesized.of_type("AWS::CloudWatch::Alarm").values():
+        alarm = resource["Properties"]
+        stats = [q["MetricStat"] for q in alarm.get("Metrics", []) if "MetricStat" in q]
+        if not stats or any(s["Metric"]["MetricName"] != metric_name for s in stats):
+            continue
+        tables = {_dimension(s["Metric"], "TableName")["Ref"] for s in stats}
+        operations = {_dimension(s["Metric"], "Operation") for s in stats}
+        (table,) = tables
+        assert operations == {o.value for o in TABLE_OPERATIONS}
+        assert len(stats) <= 10  # a metric-math alarm holds at most 10 metrics
+        (expression,) = [q["Expression"] for q in alarm["Metrics"] if "Expression" in q]
+        assert expression.count("FILL(") == len(stats)  # an idle operation counts as 0
+        found[table] = alarm
+    return found
+
+
+def test_throttle_and_system_error_alarms_per_table(synthesized: Synthesized) -> None:
+    every_table = set(synthesized.of_type("AWS::DynamoDB::Table"))
+    events = synthesized.logical_id(synthesized.stack.event_store.events)
+    reads = {synthesized.logical_id(synthesized.stack.read_models.table(s)) for s in READ_MODEL_TABLES}
+    assert {events} | reads <= every_table
+    for metric in ("ThrottledRequests", "SystemErrors"):
+        alarms = _table_alarms(synthesized, metric)
+        assert set(alarms) == every_table, metric
+        for alarm in alarms.values():
+            assert alarm["Threshold"] == 1
+            assert alarm["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
+            assert alarm["TreatMissingData"] == "notBreaching"

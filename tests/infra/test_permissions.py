@@ -1,15 +1,13 @@
-"""Least privilege: one role per function, each allowed exactly what its code does."""
+"""Least privilege: one role per function, each allowed exactly what its code does.
+
+Each role's DynamoDB permissions are compared as an exact set of (action, resource): an action its
+code never calls fails the test as surely as a missing one. The expected sets are written out here,
+not taken from infra/dynamodb.py, so widening a grant there fails too."""
 
 from __future__ import annotations
 
-from infra.dynamodb import (
-    CONTROL_ACTIONS,
-    CONTROL_READ_ACTIONS,
-    READ_ACTIONS,
-    REBUILD_ACTIONS,
-)
 from infra.projections import registered_projections
-from orders_core.tables import PROJECTIONS_CONTROL, READ_MODEL_TABLES, SNAPSHOTS
+from orders_core.tables import PROJECTIONS_CONTROL, READ_MODEL_TABLES, SNAPSHOTS, TableSpec
 from tests.infra.helpers import (
     Statement,
     Synthesized,
@@ -128,20 +126,37 @@ def test_command_role_appends_events_and_snapshots_only(synthesized: Synthesized
     assert set(all_actions(statements)) == BASELINE | {"dynamodb:PutItem", "dynamodb:Query"}
 
 
+# The query function: read models through the read store (get_many = BatchGetItem, query_partition
+# and query_index = Query, on the table and its indexes), the generation readers use (get_many),
+# an order's history and temporal queries (read_commits = Query on the events table; never GetItem),
+# the newest snapshot at or before a version or a time (Query, table and by_time index).
+QUERY_READ = {"dynamodb:BatchGetItem", "dynamodb:Query"}
+
+
 def test_query_role_reads_and_never_writes(synthesized: Synthesized) -> None:
     events, reads = _ids(synthesized)
+    control = _id(synthesized, PROJECTIONS_CONTROL)
+    snapshots = _id(synthesized, SNAPSHOTS)
     statements = _statements(synthesized, synthesized.stack.query_api.function)
+
+    def with_indexes(spec: TableSpec, actions: set[str]) -> set[tuple[str, str]]:
+        arn = _arn(_id(synthesized, spec))
+        resources = [arn, *(f"{arn}/index/{index.name}" for index in spec.indexes)]
+        return {(action, resource) for action in actions for resource in resources}
+
+    assert permissions(statements, prefix="dynamodb:") == {
+        ("dynamodb:Query", _arn(events)),
+        *(p for spec in READ_MODEL_TABLES for p in with_indexes(spec, QUERY_READ)),
+        ("dynamodb:BatchGetItem", _arn(control)),
+        *with_indexes(SNAPSHOTS, {"dynamodb:Query"}),
+    }
     actions = set(all_actions(statements))
     assert not actions & DYNAMODB_WRITES
-    assert actions - BASELINE == set(READ_ACTIONS)
-    assert actions_on(statements, events) == set(READ_ACTIONS)
+    assert actions == BASELINE | QUERY_READ
+    assert actions_on(statements, events) == {"dynamodb:Query"}
     for table in reads.values():
-        assert actions_on(statements, table) == set(READ_ACTIONS)
-    # The generation readers use, and snapshots for temporal reads.
-    assert actions_on(statements, _id(synthesized, PROJECTIONS_CONTROL)) == set(CONTROL_READ_ACTIONS)
-    assert actions_on(statements, _id(synthesized, SNAPSHOTS)) == {"dynamodb:Query"}
-    # No S3, no Step Functions, no Lambda.
-    assert not [a for a in actions if a.startswith(("s3:", "states:", "lambda:"))]
+        assert actions_on(statements, table) == QUERY_READ
+    assert actions_on(statements, snapshots) == {"dynamodb:Query"}
 
 
 def test_query_role_reads_indexes_by_exact_arn(synthesized: Synthesized) -> None:
@@ -174,8 +189,9 @@ APPLY = {
     "dynamodb:ConditionCheckItem",
     "dynamodb:Query",
 }
-# Gap fill on the events table: read_commits (Query), read_commit (GetItem).
-GAP_FILL = {"dynamodb:Query", "dynamodb:GetItem"}
+# Gap fill and replays on the events table: read_commits (Query). The store's read_commit (GetItem)
+# has no caller, so no role holds GetItem anywhere.
+GAP_FILL = {"dynamodb:Query"}
 # The admin function's release of a dead run's claim: delete_partition_prefix_page (Scan + BatchWriteItem).
 RELEASE = APPLY | {"dynamodb:Scan", "dynamodb:BatchWriteItem"}
 # What Lambda's event source mapping needs to read the stream (granted by the CDK on the stream ARN;
@@ -277,6 +293,20 @@ def test_only_the_admin_function_starts_rebuilds(synthesized: Synthesized) -> No
             ]
 
 
+WORKER_ON_READ_MODELS = APPLY | {"dynamodb:Scan", "dynamodb:BatchWriteItem"}
+
+
+def test_no_role_holds_get_item_or_delete_item_on_read_models(synthesized: Synthesized) -> None:
+    # The read store batches its reads (BatchGetItem) and the worker deletes a generation with
+    # BatchWriteItem: GetItem is called on no table, DeleteItem only on the control table (admin).
+    control = _id(synthesized, PROJECTIONS_CONTROL)
+    for role_id in [*_function_roles(synthesized).values(), _state_machine_role(synthesized)]:
+        for action, resource in permissions(role_statements(synthesized, role_id), prefix="dynamodb:"):
+            assert action != "dynamodb:GetItem", (role_id, resource)
+            if action == "dynamodb:DeleteItem":
+                assert resource == _arn(control), (role_id, resource)
+
+
 def test_rebuild_worker_role(synthesized: Synthesized) -> None:
     stack = synthesized.stack
     events, reads = _ids(synthesized)
@@ -284,12 +314,16 @@ def test_rebuild_worker_role(synthesized: Synthesized) -> None:
     bucket = synthesized.logical_id(stack.rebuild.bucket)
     statements = _statements(synthesized, stack.rebuild.worker.function)
     expected = {
-        # The events table: the marker commit (PutItem) and gap fill (GetItem, Query). No other write.
+        # The events table: the marker commit (PutItem) and gap fill (Query). No other write.
         ("dynamodb:PutItem", _arn(events)),
-        ("dynamodb:GetItem", _arn(events)),
         ("dynamodb:Query", _arn(events)),
-        *((action, _arn(table)) for table in reads.values() for action in REBUILD_ACTIONS),
-        *((action, _arn(control)) for action in CONTROL_ACTIONS),
+        # Every read model: apply a generation, and drop one (Scan + BatchWriteItem): no DeleteItem.
+        *((action, _arn(table)) for table in reads.values() for action in WORKER_ON_READ_MODELS),
+        # Runs, claims and progress: get_many, put_if_newer, query_partition.
+        *(
+            (action, _arn(control))
+            for action in ("dynamodb:BatchGetItem", "dynamodb:PutItem", "dynamodb:Query")
+        ),
     }
     assert permissions(statements, prefix="dynamodb:") == expected
     assert actions_on(statements, events) & DYNAMODB_WRITES == {"dynamodb:PutItem"}
