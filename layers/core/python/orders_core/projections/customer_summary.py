@@ -14,8 +14,7 @@ from typing import Any
 
 from orders_core.domain.money import CENT
 from orders_core.domain.orders import ItemAdded, OrderCancelled, OrderPlaced, OrderShipped
-from orders_core.envelope import Commit
-from orders_core.projections.base import ORDER_PREFIX, Fact
+from orders_core.projections.base import Fact
 from orders_core.projections.deltas import LATEST, DeltaSummaries, Latest, Owned, Shares, bump
 
 NAME = "customer_summary"
@@ -80,9 +79,6 @@ def latest(order: Mapping[str, Any]) -> Latest:
 
 class CustomerSummary(DeltaSummaries):
     name = NAME
-
-    def source_of(self, commit: Commit) -> str | None:
-        return commit.stream_id if commit.stream_id.startswith(ORDER_PREFIX) else None
 
     def fold(self, data: dict[str, Any], fact: Fact) -> None:
         fold(data, fact)

@@ -37,7 +37,7 @@ from decimal import Decimal
 from typing import Any
 
 from orders_core.envelope import Commit
-from orders_core.projections.base import Fact, facts, fail_all, group_by
+from orders_core.projections.base import ORDER_PREFIX, Fact, facts, fail_all, group_by
 from orders_core.readmodels.port import (
     MAX_ATOMIC_ROWS,
     Key,
@@ -120,8 +120,9 @@ class DeltaSummaries:
     # -- what a read model defines ---------------------------------------------------------------
 
     def source_of(self, commit: Commit) -> str | None:
-        """The source a commit belongs to (its stream), or None if the read model ignores it."""
-        raise NotImplementedError
+        """The source a commit belongs to (its stream), or None if the read model ignores it: by
+        default, the order streams."""
+        return commit.stream_id if commit.stream_id.startswith(ORDER_PREFIX) else None
 
     def fold(self, data: dict[str, Any], fact: Fact) -> None:
         """Change a source's state by one event (in place). Commits of a source may arrive in any

@@ -14,8 +14,7 @@ from typing import Any
 
 from orders_core.domain.money import CENT
 from orders_core.domain.orders import ItemAdded, OrderCancelled, OrderPlaced
-from orders_core.envelope import Commit
-from orders_core.projections.base import ORDER_PREFIX, Fact
+from orders_core.projections.base import Fact
 from orders_core.projections.deltas import DeltaSummaries, Shares, bump
 
 NAME = "product_sales"
@@ -64,9 +63,6 @@ def present(product_id: str, counters: Mapping[str, Decimal]) -> dict[str, Any]:
 class ProductSales(DeltaSummaries):
     name = NAME
     shards = SHARDS
-
-    def source_of(self, commit: Commit) -> str | None:
-        return commit.stream_id if commit.stream_id.startswith(ORDER_PREFIX) else None
 
     def fold(self, data: dict[str, Any], fact: Fact) -> None:
         fold(data, fact)

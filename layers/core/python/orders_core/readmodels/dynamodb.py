@@ -75,6 +75,19 @@ def _translated(operation: str) -> Iterator[None]:
         raise ReadStoreError(operation, type(exc).__name__) from exc
 
 
+def _bind(
+    prefix: str, items: Mapping[str, Any], separator: str, names: dict[str, str], values: dict[str, Any]
+) -> list[str]:
+    """`#<prefix>N<separator>:<prefix>N` for each item, its name and value bound to placeholders
+    (names like `qty:sku-1` are not valid in an expression)."""
+    terms = []
+    for index, (name, value) in enumerate(items.items()):
+        names[f"#{prefix}{index}"] = name
+        values[f":{prefix}{index}"] = _serializer.serialize(value)
+        terms.append(f"#{prefix}{index}{separator}:{prefix}{index}")
+    return terms
+
+
 def _condition_held(operation: str, write: Callable[[], object]) -> bool:
     """Run a conditional write: False when its condition failed, a ReadStoreError on any other
     botocore error (as `_translated`)."""
@@ -180,16 +193,8 @@ class DynamoDBReadStore:
     ) -> bool:
         names: dict[str, str] = {"#applied": "applied"}
         values: dict[str, Any] = {":sources": {"SS": list(sources)}}
-        adds = ["#applied :sources"]
-        for index, (name, amount) in enumerate(counters.items()):
-            names[f"#c{index}"] = name
-            values[f":c{index}"] = _serializer.serialize(amount)
-            adds.append(f"#c{index} :c{index}")
-        sets = []
-        for index, (name, value) in enumerate(fields.items()):
-            names[f"#f{index}"] = name
-            values[f":f{index}"] = _serializer.serialize(value)
-            sets.append(f"#f{index} = :f{index}")
+        adds = ["#applied :sources", *_bind("c", counters, " ", names, values)]
+        sets = _bind("f", fields, " = ", names, values)
         guards = []
         for index, source in enumerate(sources):
             values[f":s{index}"] = {"S": source}
@@ -262,22 +267,13 @@ class DynamoDBReadStore:
     def _delta_action(self, delta: SummaryDelta) -> TransactWriteItemTypeDef | None:
         """The Update a delta makes; a ConditionCheck when it changes nothing but has a condition
         (DynamoDB refuses an Update without a clause); None when it has neither."""
-        # Every name goes through a placeholder: names like `qty:sku-1` are not valid in an expression.
         names: dict[str, str] = {}
         values: dict[str, Any] = {}
         clauses = []
-        adds = []
-        for index, (name, amount) in enumerate(delta.add.items()):
-            names[f"#a{index}"] = name
-            values[f":a{index}"] = _serializer.serialize(amount)
-            adds.append(f"#a{index} :a{index}")
+        adds = _bind("a", delta.add, " ", names, values)
         if adds:
             clauses.append("ADD " + ", ".join(adds))
-        sets = []
-        for index, (name, value) in enumerate(delta.set.items()):
-            names[f"#s{index}"] = name
-            values[f":s{index}"] = _serializer.serialize(value)
-            sets.append(f"#s{index} = :s{index}")
+        sets = _bind("s", delta.set, " = ", names, values)
         if sets:
             clauses.append("SET " + ", ".join(sets))
         removes = []
