@@ -125,7 +125,12 @@ class World:
         body = {**order_body(ALICE_PRODUCT, 3, "77.77"), "shipping_address": ALICE_ADDRESS}
         placed = call(self.url, "POST", "/orders", body=body, token=self.tokens["owner"])
         assert placed.status == 201
-        return str(placed.json["order_id"])
+        order_id, version = str(placed.json["order_id"]), int(placed.json["version"])
+        # The view follows the stream: every cell starts with the order visible in it (the API
+        # waits up to 3 s for min_version), so a slow projector is not taken for a refusal.
+        path = f"/orders/{order_id}?min_version={version}"
+        assert call(self.url, "GET", path, token=self.tokens["owner"]).status == 200
+        return order_id
 
 
 @pytest.fixture(scope="module")
