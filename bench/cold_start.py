@@ -1,22 +1,22 @@
 """Cold start: each function's handler import time against `import boto3` alone, and its size.
 
 Each import runs in a fresh interpreter (`python -I -S -X importtime`) whose `sys.path` is what
-Lambda gives the function (the approach of `tests/infra/test_canary.py`, rebuilt here without
-synthesizing): the function's package (/var/task), the core layer (/opt/python), the
-dependencies layer, and the runtime's boto3 and its dependencies; nothing from the repository
-or the virtualenv's site-packages. The dependencies layer holds arm64 wheels: the same
-distributions at the same versions are copied from the virtualenv so that this machine can
-load them.
+Lambda gives the function: the function's package (/var/task), the core layer (/opt/python), the
+dependencies layer, and the runtime's boto3 and its dependencies; nothing from the repository or
+the virtualenv's site-packages. The interpreter is the runtime's own minor version when this
+machine has one (infra/bytecode.py), and the code is what the assets ship: our code as staged in
+build/assets, the dependencies and the runtime's boto3 from the runtime twin (the same
+distributions at the same versions, loadable here: infra/runtime_twin.py). Without such an
+interpreter it falls back to this one, with copies from the virtualenv, and says so.
 
-Two variants, as the median of several fresh processes each:
+Two variants, as the median of several fresh processes each, interleaved:
 
-* **as deployed**: no bytecode. The assets exclude `__pycache__` and the layer is built with
-  `--no-compile`, and Lambda's /var/task and /opt are read-only, so every cold start compiles
-  every module of ours, Powertools and pydantic from source (`-B`, copies without caches).
-* **with bytecode**: the same files compiled ahead (`compileall`), as a layer with `.pyc` ships.
+* **as deployed**: with the bytecode the assets carry (compiled by the runtime's Python).
+* **without bytecode**: the same files without `.pyc` (`-B`): what a cold start costs when
+  nothing ships bytecode and /var/task and /opt are read-only, so every module compiles.
 
-The runtime's boto3 keeps its bytecode in both (Lambda's runtime ships it). Sizes are the
-files Lambda unpacks: the function's package plus both layers, unzipped and zipped (deflate).
+The runtime's boto3 keeps its bytecode in both. Sizes are the files Lambda unpacks: the
+function's package plus both layers, bytecode included, unzipped and zipped (deflate).
 
     .venv/bin/python -m bench.cold_start [--small] [--json PATH]
 """
@@ -27,6 +27,7 @@ import compileall
 import io
 import json
 import os
+import platform
 import re
 import shutil
 import statistics
@@ -38,6 +39,7 @@ import time
 import zipfile
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -116,10 +118,65 @@ def _copy_tree(source: Path, target: Path) -> None:
         shutil.copy2(source, target)
 
 
-def build_lambda_view(root: Path, *, bytecode: bool) -> dict[str, Any]:
-    """/var/task per function, /opt/python, the deps layer and the runtime, under `root`."""
+@dataclass(frozen=True)
+class LambdaView:
+    """What a function's `sys.path` holds on Lambda, and the interpreter that imports it."""
+
+    python: str
+    tasks: dict[str, Path]  # /var/task of each function package (the directory that holds it)
+    opt: Path
+    deps: Path
+    runtime: Path
+
+    @property
+    def layers(self) -> list[str]:
+        return [str(self.opt), str(self.deps), str(self.runtime)]
+
+
+def _interpreter_version(python: str) -> str:
+    return subprocess.run(
+        [python, "-I", "-c", "import platform; print(platform.python_version())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+
+
+def deployed_view(root: Path) -> tuple[LambdaView, dict[str, Any]]:
+    """The assets as they ship, on the runtime's Python; on this interpreter if there is none."""
+    from infra import bytecode
+    from infra.runtime_twin import runtime_twin
+
+    twin = runtime_twin()
+    tag = bytecode.stage_code()
+    if twin is not None and tag is not None:
+        tasks = {}
+        for package in PACKAGES:
+            (root / "task" / package).mkdir(parents=True)
+            (root / "task" / package / package).symlink_to(bytecode.STAGED_FUNCTIONS / package)
+            tasks[package] = root / "task" / package
+        core = bytecode.STAGED_CORE_LAYER / "python"
+        view = LambdaView(str(twin.python), tasks, core, twin.deps, twin.runtime)
+        matches = True
+    else:
+        view = _view_from_virtualenv(root)
+        tag = f"cpython-{sys.version_info.major}{sys.version_info.minor}"
+        matches = False
+    about = {
+        "python": _interpreter_version(view.python),
+        "runtime": f"python{bytecode.PYTHON_VERSION}",
+        "matches_runtime": matches,
+        "bytecode": tag,
+    }
+    return view, about
+
+
+def _view_from_virtualenv(root: Path) -> LambdaView:
+    """Without the runtime's Python: copies from this virtualenv, compiled by this interpreter."""
+    tasks = {}
     for package in PACKAGES:
         _copy_tree(FUNCTIONS / package, root / "task" / package / package)
+        tasks[package] = root / "task" / package
     _copy_tree(CORE_LAYER, root / "opt" / "python")
     deps = root / "deps"
     deps.mkdir()
@@ -137,10 +194,20 @@ def build_lambda_view(root: Path, *, bytecode: bool) -> dict[str, Any]:
             source = site / name if (site / name).exists() else site / f"{name}.py"
             if source.exists():
                 (runtime / source.name).symlink_to(source)  # the runtime's own, with its bytecode
-    if bytecode:
-        for directory in (root / "task", root / "opt", deps):
-            compileall.compile_dir(directory, quiet=1, workers=1)
-    return {"opt": str(root / "opt" / "python"), "deps": str(deps), "runtime": str(runtime)}
+    for directory in (root / "task", root / "opt", deps):
+        compileall.compile_dir(directory, quiet=1, workers=1)
+    return LambdaView(sys.executable, tasks, root / "opt" / "python", deps, runtime)
+
+
+def without_bytecode(view: LambdaView, root: Path) -> LambdaView:
+    """The same code with every `.pyc` left out (the runtime's boto3 keeps its own)."""
+    tasks = {}
+    for package, task in view.tasks.items():
+        _copy_tree(task / package, root / "task" / package / package)
+        tasks[package] = root / "task" / package
+    _copy_tree(view.opt, root / "opt" / "python")
+    _copy_tree(view.deps, root / "deps")
+    return LambdaView(view.python, tasks, root / "opt" / "python", root / "deps", view.runtime)
 
 
 def _environment(package: str, task: Path) -> dict[str, str]:
@@ -182,10 +249,12 @@ def parse_importtime(stderr: str, startup: set[str]) -> tuple[float, dict[str, f
     return total_us / 1000, {name: round(us / 1000, 1) for name, us in groups.items()}
 
 
-def _run_probe(module: str, path: list[str], env: dict[str, str], cwd: Path, *, no_bytecode: bool) -> str:
+def _run_probe(
+    python: str, module: str, path: list[str], env: dict[str, str], cwd: Path, *, no_bytecode: bool
+) -> str:
     flags = ["-I", "-S", "-X", "importtime"] + (["-B"] if no_bytecode else [])
     result = subprocess.run(
-        [sys.executable, *flags, "-c", _PROBE.format(module=module), json.dumps(path)],
+        [python, *flags, "-c", _PROBE.format(module=module), json.dumps(path)],
         env=env,
         cwd=cwd,
         capture_output=True,
@@ -197,9 +266,9 @@ def _run_probe(module: str, path: list[str], env: dict[str, str], cwd: Path, *, 
     return result.stderr
 
 
-def _startup_modules(cwd: Path) -> set[str]:
+def _startup_modules(python: str, cwd: Path) -> set[str]:
     stderr = subprocess.run(
-        [sys.executable, "-I", "-S", "-X", "importtime", "-c", "pass"],
+        [python, "-I", "-S", "-X", "importtime", "-c", "pass"],
         cwd=cwd,
         capture_output=True,
         text=True,
@@ -212,18 +281,29 @@ def _startup_modules(cwd: Path) -> set[str]:
     }
 
 
-def measure_imports(root: Path, view: dict[str, Any], runs: int, *, no_bytecode: bool) -> dict[str, Any]:
-    startup = _startup_modules(root)
-    layers = [view["opt"], view["deps"], view["runtime"]]
+Samples = dict[str, list[tuple[float, dict[str, float]]]]
+TARGETS = [(package, f"{package}.handler") for package in PACKAGES] + [("boto3", "boto3")]
+
+
+def measure_imports(variants: dict[str, LambdaView], cwd: Path, runs: int) -> dict[str, dict[str, Any]]:
+    """Every handler and `import boto3` in each variant; runs interleaved across targets and
+    variants, so that a slow moment of the machine hits all of them alike."""
+    startup = {name: _startup_modules(view.python, cwd) for name, view in variants.items()}
+    samples: dict[str, Samples] = {name: {t: [] for t, _ in TARGETS} for name in variants}
+    for _ in range(runs):
+        for variant, view in variants.items():
+            for name, module in TARGETS:
+                task = view.tasks[name if name != "boto3" else PACKAGES[0]]
+                path = ([str(task)] if name != "boto3" else []) + view.layers
+                environment = _environment(name, task)
+                bare = variant != "as_deployed"
+                stderr = _run_probe(view.python, module, path, environment, cwd, no_bytecode=bare)
+                samples[variant][name].append(parse_importtime(stderr, startup[variant]))
+    return {variant: _medians(measured) for variant, measured in samples.items()}
+
+
+def _medians(samples: Samples) -> dict[str, Any]:
     results: dict[str, Any] = {}
-    targets = [(package, f"{package}.handler") for package in PACKAGES] + [("boto3", "boto3")]
-    samples: dict[str, list[tuple[float, dict[str, float]]]] = {name: [] for name, _ in targets}
-    for _ in range(runs):  # interleaved, so that a slow moment of the machine hits every target
-        for name, module in targets:
-            task = root / "task" / (name if name != "boto3" else PACKAGES[0])
-            path = ([str(task)] if name != "boto3" else []) + layers
-            stderr = _run_probe(module, path, _environment(name, task), root, no_bytecode=no_bytecode)
-            samples[name].append(parse_importtime(stderr, startup))
     for name, measured in samples.items():
         totals = [total for total, _ in measured]
         median = statistics.median(totals)
@@ -240,8 +320,7 @@ def measure_imports(root: Path, view: dict[str, Any], runs: int, *, no_bytecode:
 def _files(directory: Path) -> Iterable[Path]:
     for path in sorted(directory.rglob("*")):
         relative = path.relative_to(directory)
-        hidden = any(part == "__pycache__" or part.startswith(".") for part in relative.parts)
-        if path.is_file() and not hidden and path.suffix != ".pyc":
+        if path.is_file() and not any(part.startswith(".") for part in relative.parts):
             yield path
 
 
@@ -257,7 +336,7 @@ def tree_size(directory: Path, prefix: str) -> dict[str, int]:
 
 
 def measure_sizes(small: bool) -> dict[str, Any]:
-    from infra import layers_build
+    from infra import bytecode, layers_build
 
     note = ""
     deps: dict[str, int] | None = None
@@ -273,10 +352,11 @@ def measure_sizes(small: bool) -> dict[str, Any]:
                 note = f"the dependencies layer could not be built ({error}): sizes without it"
     if layers_build.is_current():
         deps = tree_size(layers_build.DEPS_LAYER_DIR / "python", "python")
-    core = tree_size(CORE_LAYER, "python")
+    bytecode.stage_code()
+    core = tree_size(bytecode.STAGED_CORE_LAYER / "python", "python")
     functions = {}
     for package in PACKAGES:
-        code = tree_size(FUNCTIONS / package, package)
+        code = tree_size(bytecode.STAGED_FUNCTIONS / package, package)
         total_unzipped = code["unzipped"] + core["unzipped"] + (deps or {}).get("unzipped", 0)
         total_zipped = code["zipped"] + core["zipped"] + (deps or {}).get("zipped", 0)
         functions[package] = {"code": code, "total_unzipped": total_unzipped, "total_zipped": total_zipped}
@@ -293,15 +373,15 @@ def measure_sizes(small: bool) -> dict[str, Any]:
 def run(small: bool) -> dict[str, Any]:
     runs = SMALL_RUNS if small else FULL_RUNS
     started = time.perf_counter()
-    results: dict[str, Any] = {"runs": runs}
-    for variant, bytecode in (("as_deployed", False), ("with_bytecode", True)):
-        with tempfile.TemporaryDirectory(prefix="bench-cold-") as scratch:
-            root = Path(scratch)
-            view = build_lambda_view(root, bytecode=bytecode)
-            results[variant] = measure_imports(root, view, runs, no_bytecode=not bytecode)
+    with tempfile.TemporaryDirectory(prefix="bench-cold-") as scratch:
+        root = Path(scratch)
+        deployed, about = deployed_view(root / "deployed")
+        bare = without_bytecode(deployed, root / "bare")
+        measured = measure_imports({"as_deployed": deployed, "without_bytecode": bare}, root, runs)
+    results: dict[str, Any] = {"runs": runs, **measured, **about}
+    results["machine"] = platform.machine()
     results["deps_layer_distributions"] = _deps_distributions()
     results["sizes"] = measure_sizes(small)
-    results["python"] = f"{sys.version_info.major}.{sys.version_info.minor}"
     results["measure_seconds"] = round(time.perf_counter() - started, 1)
     return results
 

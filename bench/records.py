@@ -425,9 +425,13 @@ class ColdStarts:
     """bench/cold_start.py: handler imports by package, and what each function deploys."""
 
     runs: int
-    python: str
+    python: str  # the interpreter that measured, e.g. "3.13.0"
+    runtime: str  # the functions' Lambda runtime, e.g. "python3.13"
+    matches_runtime: bool  # the interpreter is of the runtime's minor version
+    bytecode: str  # the tag of the bytecode the assets carry, e.g. "cpython-313"
+    machine: str  # platform.machine() of the measuring machine (Lambda runs arm64)
     as_deployed: Mapping[str, ImportTime]  # by function package, and "boto3"
-    with_bytecode: Mapping[str, ImportTime]
+    without_bytecode: Mapping[str, ImportTime]
     sizes: DeploymentSizes
 
     @classmethod
@@ -435,10 +439,29 @@ class ColdStarts:
         return cls(
             runs=data["runs"],
             python=data["python"],
+            runtime=data["runtime"],
+            matches_runtime=data["matches_runtime"],
+            bytecode=data["bytecode"],
+            machine=data["machine"],
             as_deployed={name: ImportTime.from_json(t) for name, t in data["as_deployed"].items()},
-            with_bytecode={name: ImportTime.from_json(t) for name, t in data["with_bytecode"].items()},
+            without_bytecode={name: ImportTime.from_json(t) for name, t in data["without_bytecode"].items()},
             sizes=DeploymentSizes.from_json(data["sizes"]),
         )
+
+    def ratio(self, package: str) -> float:
+        return self.as_deployed[package].median_ms / self.boto3_ms
+
+    @property
+    def interpreter_text(self) -> str:
+        if self.matches_runtime:
+            return f"Python {self.python}, the runtime's minor version ({self.runtime})"
+        return f"Python {self.python}, not the runtime's ({self.runtime}): none on this machine"
+
+    @property
+    def machine_text(self) -> str:
+        if self.machine in ("aarch64", "arm64"):
+            return f"{self.machine}, as Lambda runs the functions"
+        return f"{self.machine} with the same distributions built for it (Lambda runs arm64)"
 
     @property
     def boto3_ms(self) -> float:

@@ -10,27 +10,28 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
-from infra.layers_build import PYTHON_VERSION, ROOT
-from infra.nag import IAM5_ANY_RESOURCE, XRAY_REASON, acknowledge
+from infra import bytecode
+from infra.bytecode import PYTHON_VERSION
+from infra.nag import IAM5_ANY_RESOURCE, RUNTIME_ONE_BEHIND_REASON, XRAY_REASON, acknowledge
 
-# The newest Python runtime this CDK version offers (tests/infra checks no newer one appeared);
-# the dependencies layer is built for the same version (infra/layers_build.py).
-RUNTIME = lambda_.Runtime.PYTHON_3_14
+# The newest Python runtime whose bytecode this machine can compile (ADR 13: 3.14 exists, but no
+# 3.14 interpreter does here, and a cold start without bytecode costs twice as much); the
+# dependencies layer and the staged code are built for the same version (infra/bytecode.py).
+RUNTIME = lambda_.Runtime.PYTHON_3_13
 ARCHITECTURE = lambda_.Architecture.ARM_64
-FUNCTIONS_DIR = ROOT / "functions"
 
 if RUNTIME.name != f"python{PYTHON_VERSION}":
-    raise RuntimeError(f"layers_build.PYTHON_VERSION ({PYTHON_VERSION}) must match RUNTIME ({RUNTIME.name})")
+    raise RuntimeError(f"bytecode.PYTHON_VERSION ({PYTHON_VERSION}) must match RUNTIME ({RUNTIME.name})")
 
 
 def function_code(package: str) -> lambda_.Code:
-    """The asset of one function: `functions/<package>/` and nothing else (no siblings, no caches).
-
-    The asset root is `functions/`, so the handler path is `<package>.handler.lambda_handler`.
+    """The asset of one function: `functions/<package>/` as staged with its bytecode, and nothing
+    else (no siblings). The asset root holds the packages, so the handler path is
+    `<package>.handler.lambda_handler`.
     """
+    bytecode.stage_code()
     return lambda_.Code.from_asset(
-        str(FUNCTIONS_DIR),
-        exclude=["*", f"!{package}", f"!{package}/**", "**/__pycache__", "**/*.pyc", "**/.*"],
+        str(bytecode.STAGED_FUNCTIONS), exclude=["*", f"!{package}", f"!{package}/**", "**/.*"]
     )
 
 
@@ -92,3 +93,4 @@ class PythonFunction(Construct):
         )
         # The only statements with Resource '*': X-Ray's, and whatever the caller explains.
         acknowledge(self.role, IAM5_ANY_RESOURCE, any_resource_reason)
+        acknowledge(self.function, "AwsSolutions-L1", RUNTIME_ONE_BEHIND_REASON)

@@ -5,10 +5,11 @@ from __future__ import annotations
 from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
-from infra import layers_build
+from infra import bytecode, layers_build
 from infra.lambda_function import ARCHITECTURE, RUNTIME
 
-_NO_CACHES = ["**/__pycache__", "**/*.pyc", "**/.*"]
+# Bytecode stays in: it is compiled for the runtime's Python (infra/bytecode.py).
+_HIDDEN = ["**/.*"]
 
 
 class Layers(Construct):
@@ -20,6 +21,7 @@ class Layers(Construct):
 
     def __init__(self, scope: Construct, construct_id: str) -> None:
         super().__init__(scope, construct_id)
+        bytecode.stage_code()
         if not layers_build.is_current():
             raise RuntimeError(
                 f"the dependencies layer in {layers_build.DEPS_LAYER_DIR} is missing or was built from "
@@ -29,7 +31,7 @@ class Layers(Construct):
         self.core = lambda_.LayerVersion(
             self,
             "Core",
-            code=lambda_.Code.from_asset(str(layers_build.CORE_LAYER_DIR), exclude=_NO_CACHES),
+            code=lambda_.Code.from_asset(str(bytecode.STAGED_CORE_LAYER), exclude=_HIDDEN),
             compatible_runtimes=[RUNTIME],
             compatible_architectures=[ARCHITECTURE],
             description="orders_core: envelope, event store, domain, projections, HTTP helpers",
@@ -37,7 +39,7 @@ class Layers(Construct):
         self.deps = lambda_.LayerVersion(
             self,
             "Dependencies",
-            code=lambda_.Code.from_asset(str(layers_build.DEPS_LAYER_DIR), exclude=_NO_CACHES),
+            code=lambda_.Code.from_asset(str(layers_build.DEPS_LAYER_DIR), exclude=_HIDDEN),
             compatible_runtimes=[RUNTIME],
             compatible_architectures=[ARCHITECTURE],
             description=", ".join(layers_build.requirements()),

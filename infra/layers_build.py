@@ -1,9 +1,11 @@
 """Builds the third-party dependencies layer without Docker.
 
 `pip install --platform ... --only-binary=:all:` fetches the wheels Lambda's runtime (arm64, the
-Python version below) can load, whatever machine builds them. The layer holds what the functions
-import beyond the standard library and the runtime's own boto3: pydantic and Powertools, pinned
-to the versions installed in this virtualenv, so Lambda runs what the tests ran.
+runtime's Python version) can load, whatever machine builds them; an interpreter of that version
+then compiles them (infra/bytecode.py), so cold starts load bytecode instead of compiling. The
+layer holds what the functions import beyond the standard library and the runtime's own boto3:
+pydantic and Powertools, pinned to the versions installed in this virtualenv, so Lambda runs what
+the tests ran.
 
 The build is cached: a stamp beside the layer records what it was built from, and a second run
 with the same inputs touches nothing (and needs no network), so `make synth` works offline once
@@ -26,9 +28,10 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-# The newest Python runtime the CDK offers (infra/lambda_function.py uses the same one; a test
-# checks it is still the newest after a CDK upgrade). Lambda runs the functions on Graviton.
-PYTHON_VERSION = "3.14"
+from infra import bytecode
+from infra.bytecode import BYTECODE_TAG, PYTHON_VERSION, compile_tree, compiler
+
+# Lambda runs the functions on Graviton.
 PLATFORM = "manylinux2014_aarch64"
 
 # Imported by the functions and not provided by the Lambda runtime (which brings boto3).
@@ -53,7 +56,13 @@ def requirements() -> list[str]:
 
 
 def build_inputs() -> dict[str, Any]:
-    return {"python_version": PYTHON_VERSION, "platform": PLATFORM, "requirements": requirements()}
+    python = compiler()
+    return {
+        "python_version": PYTHON_VERSION,
+        "platform": PLATFORM,
+        "requirements": requirements(),
+        "bytecode": None if python is None else BYTECODE_TAG,
+    }
 
 
 def is_current(layer_dir: Path = DEPS_LAYER_DIR, stamp: Path = DEPS_STAMP) -> bool:
@@ -85,6 +94,9 @@ def build(*, force: bool = False, layer_dir: Path = DEPS_LAYER_DIR, stamp: Path 
         subprocess.run(pip_command(fresh), check=True)
         # Console scripts are useless in a layer (and name the build machine's interpreter).
         shutil.rmtree(fresh / "python" / "bin", ignore_errors=True)
+        python = compiler()
+        if python is not None:
+            compile_tree(fresh / "python", python)
         if layer_dir.exists():
             shutil.rmtree(layer_dir)
         fresh.rename(layer_dir)
@@ -104,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0 if current else 1
     built = build(force=args.force)
     print(f"{relative}: {'built' if built else 'current, not rebuilt'} ({', '.join(requirements())})")
-    return 0
+    return bytecode.main()
 
 
 if __name__ == "__main__":

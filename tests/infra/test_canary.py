@@ -6,9 +6,15 @@ the synthesized assets in a temp dir and imports `<package>.handler` in a fresh 
 sees nothing else: not the repo's sources, not the virtualenv. A module the handler needs that is
 missing from its asset or the layers (or PyJWT/moto/werkzeug sneaking in) fails here, not in AWS.
 
-The dependencies layer holds arm64 binaries for the runtime's Python. On a machine that can load
-them they are used as they are; elsewhere the same distributions at the same versions are taken
-from the virtualenv, one by one, as the layer lists them.
+It runs on the runtime's own minor version (infra/bytecode.py finds the interpreter) and proves
+the bytecode the assets carry is what that interpreter loads: every source file of ours is
+replaced by one that raises, so a module compiled from source instead fails the import.
+
+The dependencies layer holds arm64 binaries. On a machine that can load them they are used as
+they are; elsewhere the runtime twin (infra/runtime_twin.py) stands in: the same distributions at
+the same versions, built for this machine. Without an interpreter of the runtime's version the
+canary runs on this one, with the layer's distributions from the virtualenv (ADR 13), and the
+bytecode check is skipped, visibly.
 """
 
 from __future__ import annotations
@@ -25,7 +31,9 @@ from typing import Any
 
 import pytest
 
-from infra import layers_build
+from infra import bytecode
+from infra.lambda_function import RUNTIME
+from infra.runtime_twin import runtime_twin
 from tests.infra.helpers import Synthesized
 
 REPO = Path(__file__).resolve().parents[2]
@@ -71,15 +79,18 @@ def _link_from_venv(names: set[str], target: Path) -> None:
 
 
 def _layer_loads_here() -> bool:
-    return platform.machine() in ("aarch64", "arm64") and (
-        f"{sys.version_info.major}.{sys.version_info.minor}" == layers_build.PYTHON_VERSION
-    )
+    return platform.machine() in ("aarch64", "arm64") and bytecode.runtime_python() is not None
 
 
 def _deps_for_this_machine(layer_python: Path, target: Path) -> Path:
-    """The dependencies layer's contents at the same versions, loadable by this interpreter."""
+    """The dependencies layer's contents at the same versions, loadable by the canary's interpreter."""
     if _layer_loads_here():
         return layer_python
+    twin = runtime_twin()
+    if twin is not None:
+        listed = {info.name for info in layer_python.glob("*.dist-info")}
+        assert listed == {info.name for info in twin.deps.glob("*.dist-info")}, "twin and layer differ"
+        return twin.deps
     names = set()
     for info in layer_python.glob("*.dist-info"):
         distribution, version = info.name[: -len(".dist-info")].rsplit("-", 1)
@@ -102,8 +113,12 @@ def _lambda_view(synthesized: Synthesized, package: str, root: Path) -> tuple[li
         if ref["Ref"] != deps_layer:
             shutil.copytree(synthesized.asset_dir(ref["Ref"]), opt, dirs_exist_ok=True)
     deps = _deps_for_this_machine(synthesized.asset_dir(deps_layer) / "python", root / "deps")
-    runtime = root / "runtime"
-    _link_from_venv(set().union(*(_top_level_names(d) for d in RUNTIME_DISTRIBUTIONS)), runtime)
+    twin = runtime_twin()
+    if twin is not None:
+        runtime = twin.runtime
+    else:
+        runtime = root / "runtime"
+        _link_from_venv(set().union(*(_top_level_names(d) for d in RUNTIME_DISTRIBUTIONS)), runtime)
 
     environment = {
         name: value if isinstance(value, str) else f"canary-{name.lower()}"
@@ -122,13 +137,28 @@ def _lambda_view(synthesized: Synthesized, package: str, root: Path) -> tuple[li
     return [str(task), str(opt / "python"), str(deps), str(runtime)], environment
 
 
+def _poison_sources(*directories: Path) -> int:
+    """Replace every source file that has bytecode for the runtime with one that raises."""
+    poisoned = 0
+    for directory in directories:
+        for source in directory.rglob("*.py"):
+            compiled = source.parent / "__pycache__" / f"{source.stem}.{bytecode.BYTECODE_TAG}.pyc"
+            assert compiled.is_file(), f"{source} ships without bytecode for {bytecode.BYTECODE_TAG}"
+            source.write_text('raise ImportError("compiled from source: its bytecode was not used")\n')
+            poisoned += 1
+    return poisoned
+
+
 @pytest.mark.parametrize("package", PACKAGES)
 def test_handler_imports_as_on_lambda(synthesized: Synthesized, package: str, tmp_path: Path) -> None:
     path, environment = _lambda_view(synthesized, package, tmp_path)
+    python = bytecode.runtime_python()
+    if python is not None:
+        assert _poison_sources(tmp_path / "var" / "task", tmp_path / "opt") > 50
     # -I: ignore PYTHON* variables and the user site; -S: no site module, so neither the
     # virtualenv's site-packages nor the editable install's path hooks are on sys.path.
     result = subprocess.run(
-        [sys.executable, "-I", "-S", "-c", _PROBE, json.dumps(path), package],
+        [str(python or sys.executable), "-I", "-S", "-c", _PROBE, json.dumps(path), package],
         env=environment,
         cwd=tmp_path,
         capture_output=True,
@@ -142,4 +172,22 @@ def test_handler_imports_as_on_lambda(synthesized: Synthesized, package: str, tm
     assert files[f"{package}.handler"] == str(tmp_path / "var/task" / package / "handler.py")
     assert str(files["orders_core"]).startswith(str(tmp_path / "opt/python/orders_core"))
     assert not [n for n in files if n.split(".")[0] in LOCAL_ONLY], "local-only packages imported"
-    assert not [f for f in files.values() if f and f.startswith(str(REPO))], "imported from the repo"
+    twin = runtime_twin()
+    stand_ins = (str(twin.deps), str(twin.runtime)) if twin is not None else ()
+    from_repo = [f for f in files.values() if f and f.startswith(str(REPO)) and not f.startswith(stand_ins)]
+    assert not from_repo, "imported from the repo"
+
+
+def test_the_canary_runs_on_the_runtime_python() -> None:
+    python = bytecode.runtime_python()
+    if python is None:
+        if bytecode.require_bytecode():
+            pytest.fail(f"no Python {bytecode.PYTHON_VERSION} here, and {bytecode.REQUIRE_VARIABLE} is set")
+        pytest.skip(f"no Python {bytecode.PYTHON_VERSION} on this machine: the canary ran on this one")
+    version = subprocess.run(
+        [str(python), "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    assert f"python{version}" == RUNTIME.name

@@ -10,7 +10,8 @@ import pytest
 
 from orders_core.domain.errors import InvalidCommand, RuleViolation
 from orders_core.rebuild.endings import RunEndings
-from orders_core.rebuild.operations import RebuildOperations, RebuildsUnavailable
+from orders_core.rebuild.errors import RebuildsUnavailable
+from orders_core.rebuild.operations import RebuildOperations
 from tests.support.rebuilds import NOW, PROJECTION, RebuildWorld
 
 

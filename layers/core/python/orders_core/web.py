@@ -29,7 +29,7 @@ from orders_core.envelope import format_timestamp
 from orders_core.errors import CommitTooLarge, ConcurrencyError, InvalidCommit
 from orders_core.queries.errors import ViewNotCaughtUp
 from orders_core.readmodels.port import InvalidCursor
-from orders_core.rebuild.operations import RebuildsUnavailable
+from orders_core.rebuild.errors import RebuildsUnavailable
 
 PROBLEM_JSON = "application/problem+json"
 OPERATORS_GROUP = "operators"

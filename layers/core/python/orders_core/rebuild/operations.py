@@ -19,6 +19,7 @@ from orders_core.projections.control import ControlStore
 from orders_core.projections.fanout import PROJECTOR
 from orders_core.projections.parking import ParkingLot
 from orders_core.rebuild.endings import RunEndings
+from orders_core.rebuild.errors import RebuildsUnavailable
 from orders_core.rebuild.runs import RebuildRun, RunStore
 
 # (rebuild_id, workflow input) -> the execution's ARN
@@ -31,10 +32,6 @@ RUNS_LISTED = 50
 STARTING_HOLDS = timedelta(minutes=5)
 # An execution in these may still run a step: its claim is not an operator's to release.
 EXECUTION_LIVE = ("RUNNING", "PENDING_REDRIVE")
-
-
-class RebuildsUnavailable(Exception):
-    """No rebuild workflow is deployed where this runs."""
 
 
 class RebuildOperations:
