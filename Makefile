@@ -47,8 +47,9 @@ test: lint typecheck layers $(NODE_STAMP)  ## Lint, types, then every test (test
 unit: $(STAMP)  ## Only the fast tests (domain, contract on the in-memory store)
 	$(BIN)/python -m pytest -q tests/unit
 
-layers: $(STAMP)  ## Build the Lambda dependencies layer into build/layers/deps (kept while current)
+layers: $(STAMP)  ## Build the Lambda layers into build/layers (deps; auth: the live authorizer's), kept while current
 	$(BIN)/python -m infra.layers_build
+	$(BIN)/python -m infra.auth_layer_build
 
 asl: $(STAMP) $(NODE_STAMP)  ## Validate workflows/rebuild.asl.json (rendered as deployed) with asl-validator
 	$(BIN)/python -m infra.workflow
@@ -63,10 +64,16 @@ infra-test: $(INFRA_STAMP) $(NODE_STAMP) layers  ## Only the CDK tests (tests/in
 clean:  ## Remove the virtualenv and caches
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache cdk.out
 
-.PHONY: catalog bench-load
+.PHONY: catalog schemas asyncapi bench-load
 
 catalog: $(STAMP)  ## Regenerate docs/event-catalog.md (event types, versions, fields)
 	$(BIN)/python -m orders_core.event_catalog docs/event-catalog.md
+
+schemas: $(STAMP)  ## Regenerate docs/events/<Type>.v<N>.schema.json (the integration events' contract)
+	$(BIN)/python -m orders_core.integration.schemas docs/events
+
+asyncapi: $(STAMP)  ## Regenerate docs/asyncapi.yaml (live updates, integration events) from the code
+	$(BIN)/python -m orders_local.asyncapi docs/asyncapi.yaml
 
 bench-load: $(STAMP)  ## Benchmark cold aggregate loads (10/1,000/10,000 events) on moto; writes bench/results-*.json
 	$(BIN)/python -m bench.aggregate_load

@@ -24,6 +24,7 @@ function's package plus both layers, bytecode included, unzipped and zipped (def
 from __future__ import annotations
 
 import compileall
+import dataclasses
 import io
 import json
 import os
@@ -46,7 +47,19 @@ from typing import Any
 
 from bench.common import ROOT, section_main
 
-PACKAGES = ("command_api", "query_api", "projections", "admin_api", "rebuild_worker")
+PACKAGES = (
+    "command_api",
+    "query_api",
+    "projections",
+    "admin_api",
+    "rebuild_worker",
+    "integration_publisher",
+    "live_api",
+    "live_notifier",
+    "live_authorizer",
+)
+# Functions with a layer of their own beyond the two every function has (ADR 14).
+AUTHORIZER = "live_authorizer"
 # What the Lambda Python runtime brings besides the standard library (as tests/infra/test_canary.py).
 RUNTIME_DISTRIBUTIONS = ("boto3", "botocore", "s3transfer", "jmespath", "python-dateutil", "six", "urllib3")
 FULL_RUNS, SMALL_RUNS = 7, 2
@@ -71,6 +84,10 @@ GROUPS = {
     "annotated_types": "pydantic",
     "typing_inspection": "pydantic",
     "orders_core": "ours",
+    "jwt": "PyJWT + cryptography",
+    "cryptography": "PyJWT + cryptography",
+    "cffi": "PyJWT + cryptography",
+    "_cffi_backend": "PyJWT + cryptography",
     **{package: "ours" for package in PACKAGES},
 }
 
@@ -127,6 +144,7 @@ class LambdaView:
     opt: Path
     deps: Path
     runtime: Path
+    own_layers: dict[str, Path] = dataclasses.field(default_factory=dict)  # by function package
 
     @property
     def layers(self) -> list[str]:
@@ -144,7 +162,7 @@ def _interpreter_version(python: str) -> str:
 
 def deployed_view(root: Path) -> tuple[LambdaView, dict[str, Any]]:
     """The assets as they ship, on the runtime's Python; on this interpreter if there is none."""
-    from infra import bytecode
+    from infra import auth_layer_build, bytecode
     from infra.runtime_twin import runtime_twin
 
     twin = runtime_twin()
@@ -157,6 +175,9 @@ def deployed_view(root: Path) -> tuple[LambdaView, dict[str, Any]]:
             tasks[package] = root / "task" / package
         core = bytecode.STAGED_CORE_LAYER / "python"
         view = LambdaView(str(twin.python), tasks, core, twin.deps, twin.runtime)
+        auth_twin = auth_layer_build.twin()  # its cryptography for this machine, as the layer's
+        if auth_twin is not None:
+            view.own_layers[AUTHORIZER] = auth_twin
         matches = True
     else:
         view = _view_from_virtualenv(root)
@@ -207,7 +228,11 @@ def without_bytecode(view: LambdaView, root: Path) -> LambdaView:
         tasks[package] = root / "task" / package
     _copy_tree(view.opt, root / "opt" / "python")
     _copy_tree(view.deps, root / "deps")
-    return LambdaView(view.python, tasks, root / "opt" / "python", root / "deps", view.runtime)
+    own_layers = {}
+    for package, layer in view.own_layers.items():
+        _copy_tree(layer, root / "own" / package)
+        own_layers[package] = root / "own" / package
+    return LambdaView(view.python, tasks, root / "opt" / "python", root / "deps", view.runtime, own_layers)
 
 
 def _environment(package: str, task: Path) -> dict[str, str]:
@@ -289,12 +314,18 @@ def measure_imports(variants: dict[str, LambdaView], cwd: Path, runs: int) -> di
     """Every handler and `import boto3` in each variant; runs interleaved across targets and
     variants, so that a slow moment of the machine hits all of them alike."""
     startup = {name: _startup_modules(view.python, cwd) for name, view in variants.items()}
-    samples: dict[str, Samples] = {name: {t: [] for t, _ in TARGETS} for name in variants}
+    measurable = [
+        (name, module)
+        for name, module in TARGETS
+        if name != AUTHORIZER or all(AUTHORIZER in v.own_layers for v in variants.values())
+    ]
+    samples: dict[str, Samples] = {name: {t: [] for t, _ in measurable} for name in variants}
     for _ in range(runs):
         for variant, view in variants.items():
-            for name, module in TARGETS:
+            for name, module in measurable:
                 task = view.tasks[name if name != "boto3" else PACKAGES[0]]
-                path = ([str(task)] if name != "boto3" else []) + view.layers
+                own = [str(view.own_layers[name])] if name in view.own_layers else []
+                path = ([str(task)] if name != "boto3" else []) + own + view.layers
                 environment = _environment(name, task)
                 bare = variant != "as_deployed"
                 stderr = _run_probe(view.python, module, path, environment, cwd, no_bytecode=bare)

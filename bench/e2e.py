@@ -1,15 +1,20 @@
 """Local end-to-end throughput, idle CPU and projection lag, through `orders serve` on this machine.
 
-Starts `orders serve` as a separate process on a free port (its moto runs inside it), then:
+Starts `orders serve` as a separate process on a free port, with its default instances per
+function (`--workers`; the run records how many under "workers"). Its moto runs in its main
+process; the gateway with its instances, and the projector's poller, run in processes of their
+own (docs/adr/0016-local-instances.md). Then:
 
-* **idle CPU**: once the server has settled after startup, the CPU seconds its process uses
-  (`/proc/<pid>/stat`, user + system) over `IDLE_SECONDS` with nothing happening, as a share of
-  one core. Target: under 5%. The projector's one stream poller backs off while the stream is
-  idle (orders_local/projection_workers.py; the run records its waits under "poller").
+* **idle CPU**: once the server has settled after startup, the CPU seconds its processes use
+  (`/proc/<pid>/stat` of the server and every process under it, user + system) over
+  `IDLE_SECONDS` with nothing happening, as a share of one core. Target: under 5%. The
+  projector's one stream poller backs off while the stream is idle
+  (orders_local/projection_workers.py; the run records its waits under "poller").
 * **commands/s** with N concurrent clients (1, 4, 8), each on its own keep-alive connection,
-  alternating a new order (`POST /orders`) and an item added to its last order (a warm
-  aggregate): both one conditional PutItem. The projector's stream poller (every read model)
-  runs in the server meanwhile, as it does for anyone running `orders serve`.
+  alternating a new order (`POST /orders`) and an item added to its last order (warm in the
+  instance that placed it): both one conditional PutItem, plus a Query when the item reaches an
+  instance that has not met the order yet (each instance has its own cache, as on Lambda). The projector's
+  stream poller (every read model) runs meanwhile, as it does for anyone running `orders serve`.
 * **raw conditional puts/s** on the same moto endpoint, in the same run, with the same number
   of threads (a boto3 client each): `PutItem` of a commit-sized item with
   `attribute_not_exists`. Ours divided by raw is the overhead of the whole path (HTTP, the
@@ -20,8 +25,9 @@ Starts `orders serve` as a separate process on a free port (its moto runs inside
 
 Then the same figures (idle CPU and throughput) once more on a server without the stream poller
 (the same `LocalSystem`, `projections=False`, started by `python -m bench.e2e serve`): on two
-cores the projections of every command run in the server's process and compete with the command
-path; on AWS they run in other functions. That ratio is the overhead of the command path alone.
+cores the projections of every command compete with the command path, for the cores and for
+moto's process, which serves every DynamoDB request; on AWS they run in other functions. That
+ratio is the overhead of the command path alone.
 
 Before each measurement the server is left to finish its projection backlog (its CPU use
 falls below a threshold), so one phase's stream does not slow the next. Times are moto's on
@@ -96,7 +102,7 @@ def start_server(home: Path, *, projections: bool = True) -> Server:
     env.update(ORDERS_LOCAL_JWT_SECRET=SECRET, HOME=str(home), PYTHONUNBUFFERED="1")
     port = str(_free_port())
     command = (
-        [*_orders_command(), "serve", "--port", port]
+        [*_orders_command(), "serve", "--port", port, "--live-port", "0"]
         if projections
         else [sys.executable, "-m", "bench.e2e", "serve", "--port", port]
     )
@@ -139,11 +145,25 @@ def stop_server(server: Server) -> int:
 
 
 def _cpu_seconds(pid: int) -> float | None:
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
+    """User + system CPU seconds of the process and of every live process under it (its
+    instances are its grandchildren); None without /proc or once the process is gone."""
+    stats: dict[int, tuple[int, float]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # exited meanwhile
+        cpu = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        stats[int(entry.name)] = (int(fields[1]), cpu)
+    if pid not in stats:
         return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    tree, frontier = {pid}, {pid}
+    while frontier:
+        frontier = {child for child, (parent, _) in stats.items() if parent in frontier} - tree
+        tree |= frontier
+    return sum(stats[member][1] for member in tree)
 
 
 def wait_until_idle(pid: int, timeout: float) -> float:
@@ -422,9 +442,12 @@ def run(small: bool) -> dict[str, Any]:
     total = SMALL_COMMANDS if small else FULL_COMMANDS
     idle_timeout = 60.0 if small else 180.0
     from orders_local.projection_workers import SETTINGS
+    from orders_local.system import default_workers
 
     results: dict[str, Any] = {
         "command_mix": "half new orders (POST /orders), half items added to the client's last order",
+        # Instances per function of both servers: `orders serve`'s default on this machine.
+        "workers": default_workers(),
         "poller": {
             "poll_interval_ms": SETTINGS.poll_interval_seconds * 1000,
             "idle_poll_max_ms": SETTINGS.idle_poll_max_seconds * 1000,

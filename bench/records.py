@@ -448,6 +448,10 @@ class ColdStarts:
             sizes=DeploymentSizes.from_json(data["sizes"]),
         )
 
+    @property
+    def functions(self) -> list[str]:
+        return [name for name in self.as_deployed if name != "boto3"]
+
     def ratio(self, package: str) -> float:
         return self.as_deployed[package].median_ms / self.boto3_ms
 

@@ -86,7 +86,8 @@ def table_from_spec(
     point_in_time_recovery: bool,
     deletion_protection: bool = False,
 ) -> dynamodb.Table:
-    """The table the spec describes (keys, indexes, stream), on-demand and encrypted with KMS.
+    """The table the spec describes (keys, indexes, stream and its view, TTL), on-demand and
+    encrypted with KMS.
 
     Names are left to CloudFormation (several stages can share an account); functions get them
     through `spec.env_var`.
@@ -103,7 +104,8 @@ def table_from_spec(
         point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
             point_in_time_recovery_enabled=point_in_time_recovery
         ),
-        stream=dynamodb.StreamViewType.NEW_IMAGE if spec.stream else None,
+        stream=dynamodb.StreamViewType[spec.stream_view] if spec.stream else None,
+        time_to_live_attribute=spec.ttl_attribute,
         removal_policy=removal_policy,
         deletion_protection=deletion_protection,
     )

@@ -85,7 +85,10 @@ class HttpApi(Construct):
             ),
             access_log_settings=_AccessLogSettings(self.access_logs),
         )
-        self.authorizer = HttpUserPoolAuthorizer("Cognito", auth.user_pool, user_pool_clients=[auth.client])
+        # Tokens of every app client (web, mobile, CLI) are accepted: the audience is their list.
+        self.authorizer = HttpUserPoolAuthorizer(
+            "Cognito", auth.user_pool, user_pool_clients=list(auth.clients)
+        )
         integrations = {
             name: HttpLambdaIntegration(f"{name}-integration", function)
             for name, function in functions.items()

@@ -1,6 +1,6 @@
 """Alarms and a dashboard: the projector's lag, failures, parked commits per read model and dead
-letters, function errors and throttles, API 5xx, DynamoDB throttles and system errors per table,
-failed, timed-out or aborted rebuilds."""
+letters, the integration publisher's lag, failures and dead letters, function errors and throttles,
+API 5xx, DynamoDB throttles and system errors per table, failed, timed-out or aborted rebuilds."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from constructs import Construct
 from infra.settings import Settings
 from infra.workflow import definition, retry_attempts
 from orders_core.api_routes import FunctionName
+from orders_core.integration.publisher import SERVICE as PUBLISHER_SERVICE
 from orders_core.projections.fanout import PROJECTOR
 from orders_core.stream_delivery import SERVICE as PROJECTIONS_SERVICE
 from orders_core.telemetry import DEFAULT_NAMESPACE
@@ -31,6 +32,9 @@ PARKED_COMMITS = "ParkedCommits"  # Count; dimensions service, projection (the r
 PROJECTION_LAG = "ProjectionLag"  # Milliseconds; dimension service
 EVENTS_PROJECTED = "EventsProjected"  # Count; dimensions service, projection = PROJECTOR
 PROJECTION_FAILURES = "ProjectionFailures"  # Count; dimensions service, projection = PROJECTOR
+# The integration publisher's (EMF, orders_core.integration.publisher), dimension service only.
+EVENTS_PUBLISHED = "EventsPublished"  # Count: entries the bus took
+PUBLISH_FAILURES = "PublishFailures"  # Count: records given back to the stream (delivered again)
 
 
 @dataclass(frozen=True)
@@ -51,6 +55,9 @@ class Thresholds:
     projection_failures: int = 1
     table_throttles: int = 1  # requests DynamoDB throttled, per table, per 5 minutes
     table_system_errors: int = 1  # DynamoDB's own 500s, per table, per 5 minutes
+    # Records the integration publisher gave back to the stream because the bus kept refusing
+    # their entries (after its own retries), per 5 minutes: act on the first.
+    publish_failures: int = 1
 
 
 # The DynamoDB operations the functions and the rebuild send (ThrottledRequests and SystemErrors
@@ -95,6 +102,9 @@ class Monitoring(Construct):
         rebuild_worker: lambda_.IFunction,
         rebuild_dead_letters: sqs.IQueue,
         tables: Mapping[str, dynamodb.ITable],
+        integration_publisher: lambda_.IFunction | None = None,
+        integration_dead_letters: sqs.IQueue | None = None,
+        live_functions: Mapping[str, lambda_.IFunction] | None = None,
         thresholds: Thresholds = Thresholds(),
     ) -> None:
         super().__init__(scope, construct_id)
@@ -102,8 +112,14 @@ class Monitoring(Construct):
         self._prefix = f"orders-{settings.stage}"
         self._thresholds = thresholds
         functions = _every_function(api_functions, projector, rebuild_worker)
+        if integration_publisher is not None:
+            functions["integration_publisher"] = integration_publisher
+        # Live updates (infra/live_updates.py): the authorizer, the routes and the notifier.
+        functions.update(live_functions or {})
 
         self._alarm_on_projector(projector, dead_letters)
+        if integration_publisher is not None and integration_dead_letters is not None:
+            self._alarm_on_publisher(integration_publisher, integration_dead_letters)
         self._alarm_on_parked_commits(read_models)
         self._alarm_on_functions(functions)
         self._alarm_on_api(api)
@@ -120,6 +136,9 @@ class Monitoring(Construct):
         self.dashboard.add_widgets(*self._function_widgets(functions))
         self.dashboard.add_widgets(*self._projection_widgets(projector, read_models, dead_letters))
         self.dashboard.add_widgets(*self._rebuild_widgets(rebuild, rebuild_worker, rebuild_dead_letters))
+        if integration_publisher is not None and integration_dead_letters is not None:
+            publisher_widgets = self._publisher_widgets(integration_publisher, integration_dead_letters)
+            self.dashboard.add_widgets(*publisher_widgets)
 
     # -- alarms ------------------------------------------------------------------------------------
 
@@ -151,6 +170,36 @@ class Monitoring(Construct):
             problem="the projector could not apply commits of a batch (reported as partial-batch "
             "failures and delivered again, not Lambda errors): see the projector's log for "
             "'commit not projected'",
+        )
+
+    def _alarm_on_publisher(self, publisher: lambda_.IFunction, dead_letters: sqs.IQueue) -> None:
+        minutes = self._thresholds.iterator_age_minutes
+        self._alarm(
+            "PublisherIteratorAge",
+            _iterator_age(publisher),
+            threshold=Duration.minutes(minutes).to_milliseconds(),
+            evaluation_periods=3,
+            comparison=cw.ComparisonOperator.GREATER_THAN_THRESHOLD,
+            problem=f"the integration publisher is more than {minutes} minutes behind the events stream "
+            "(the event bus refusing entries, or a record it cannot publish: see its log for "
+            "'records not published')",
+        )
+        self._alarm(
+            "PublisherDeadLetters",
+            dead_letters.metric_approximate_number_of_messages_visible(
+                statistic="Maximum", period=ONE_MINUTE
+            ),
+            threshold=self._thresholds.dead_letters,
+            problem="the integration publisher gave up on stream records (24 h old): their events were "
+            "never published. The queue holds the shard and sequence range; publish them again from "
+            "the events table",
+        )
+        self._alarm(
+            "PublishFailures",
+            _publisher_metric(PUBLISH_FAILURES, statistic="Sum", period=FIVE_MINUTES),
+            threshold=self._thresholds.publish_failures,
+            problem="the integration publisher gave records back to the stream (the bus refused their "
+            "entries after retries, or it could not read them); they are delivered again",
         )
 
     def _alarm_on_parked_commits(self, read_models: Sequence[str]) -> None:
@@ -349,6 +398,25 @@ class Monitoring(Construct):
         ]
 
     @staticmethod
+    def _publisher_widgets(publisher: lambda_.IFunction, dead_letters: sqs.IQueue) -> list[cw.IWidget]:
+        return [
+            cw.GraphWidget(
+                title="Integration publisher iterator age (ms)",
+                left=[_iterator_age(publisher, label="iterator age (max)")],
+            ),
+            cw.GraphWidget(
+                title="Integration events published, failures, on-failure queue",
+                left=[_publisher_metric(EVENTS_PUBLISHED, statistic="Sum", label="events published")],
+                right=[
+                    _publisher_metric(PUBLISH_FAILURES, statistic="Sum", label="records given back"),
+                    dead_letters.metric_approximate_number_of_messages_visible(
+                        period=ONE_MINUTE, label="on-failure queue"
+                    ),
+                ],
+            ),
+        ]
+
+    @staticmethod
     def _rebuild_widgets(
         rebuild: sfn.IStateMachine, worker: lambda_.IFunction, dead_letters: sqs.IQueue
     ) -> list[cw.IWidget]:
@@ -419,6 +487,19 @@ def _projector_metric(
         namespace=DEFAULT_NAMESPACE,
         metric_name=name,
         dimensions_map=dimensions,
+        statistic=statistic,
+        period=period,
+        label=label,
+    )
+
+
+def _publisher_metric(
+    name: str, *, statistic: str, period: Duration = ONE_MINUTE, label: str | None = None
+) -> cw.Metric:
+    return cw.Metric(
+        namespace=DEFAULT_NAMESPACE,
+        metric_name=name,
+        dimensions_map={"service": PUBLISHER_SERVICE},
         statistic=statistic,
         period=period,
         label=label,

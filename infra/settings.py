@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from aws_cdk import aws_logs as logs
 from constructs import Node
@@ -63,6 +65,47 @@ _REBUILD_KEYS: dict[str, tuple[str, int, int]] = {
 # Stages whose alarms may notify nobody (a developer's own); every other stage needs a topic.
 DEVELOPMENT_STAGES = frozenset({"dev"})
 
+# The CLI signs in through the browser and receives the answer on a listener of its own on the
+# loopback interface (RFC 8252, section 7.3): the same URL on every stage, since it names the
+# operator's own machine. Cognito accepts plain http for localhost only.
+CLI_CALLBACK_URL = "http://localhost:8976/callback"
+CLI_LOGOUT_URL = "http://localhost:8976/signed-out"
+
+
+@dataclass(frozen=True)
+class AuthSettings:
+    """Where the app clients' sign-in and sign-out may return to, and the managed login domain.
+
+    The defaults are a developer's: a web app on http://localhost:3000 and a mobile app with the
+    `orders://` scheme. Every stage but dev must name its own web and mobile URLs (synth stops
+    otherwise); each is a CDK context key (`-c authWebCallbackUrls=https://shop.example.com/callback`).
+    """
+
+    web_callback_urls: tuple[str, ...] = ("http://localhost:3000/callback",)
+    web_logout_urls: tuple[str, ...] = ("http://localhost:3000/",)
+    mobile_callback_urls: tuple[str, ...] = ("orders://callback",)
+    mobile_logout_urls: tuple[str, ...] = ("orders://signed-out",)
+    cli_callback_urls: tuple[str, ...] = (CLI_CALLBACK_URL,)
+    cli_logout_urls: tuple[str, ...] = (CLI_LOGOUT_URL,)
+    # The managed login pages live at https://<prefix>.auth.<region>.amazoncognito.com; the prefix
+    # is unique per region across all of AWS. None: orders-<stage>-<account id>.
+    domain_prefix: str | None = None
+    # An address verified in Amazon SES that sign-up and recovery mails come from. None: Cognito's
+    # own sender, which sends only a few mails a day per pool (docs/auth.md): fine for dev, not for a shop.
+    email_from: str | None = None
+
+
+# Context key -> AuthSettings field, for the redirect URL lists.
+_AUTH_URL_KEYS: dict[str, str] = {
+    "authWebCallbackUrls": "web_callback_urls",
+    "authWebLogoutUrls": "web_logout_urls",
+    "authMobileCallbackUrls": "mobile_callback_urls",
+    "authMobileLogoutUrls": "mobile_logout_urls",
+}
+# Cognito domain prefixes: lower-case letters, digits and hyphens, 1 to 63, no reserved words.
+_DOMAIN_PREFIX = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
+_RESERVED_IN_DOMAIN_PREFIX = ("aws", "amazon", "cognito")
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -73,6 +116,7 @@ class Settings:
     log_retention: logs.RetentionDays
     alarm_topic_arn: str | None
     rebuild: RebuildSettings = RebuildSettings()
+    auth: AuthSettings = AuthSettings()
 
     @classmethod
     def from_node(cls, node: Node) -> Settings:
@@ -101,6 +145,7 @@ class Settings:
             log_retention=_retention(int(get("logRetentionDays"))),
             alarm_topic_arn=alarm_topic_arn,
             rebuild=_rebuild(node),
+            auth=_auth(node, stage),
         )
 
 
@@ -118,6 +163,56 @@ def _rebuild(node: Node) -> RebuildSettings:
             raise ValueError(f"{key}={value} is out of range ({lowest} to {highest})")
         values[field] = value
     return RebuildSettings(**values)
+
+
+def _auth(node: Node, stage: str) -> AuthSettings:
+    values: dict[str, Any] = {}
+    for key, name in _AUTH_URL_KEYS.items():
+        raw = node.try_get_context(key)
+        if raw is None:
+            if stage not in DEVELOPMENT_STAGES:
+                raise ValueError(
+                    f"CDK context {key!r} is missing for stage {stage!r}: its app clients would return to a "
+                    f"developer's machine. Give the URLs (-c {key}=https://...,https://...); only "
+                    f"{', '.join(sorted(DEVELOPMENT_STAGES))} may use the defaults"
+                )
+            continue
+        values[name] = redirect_urls(key, raw)
+    prefix = node.try_get_context("authDomainPrefix")
+    if prefix is not None:
+        values["domain_prefix"] = domain_prefix(str(prefix))
+    email_from = str(node.try_get_context("authEmailFrom") or "") or None
+    if email_from is not None and not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", email_from):
+        raise ValueError(f"authEmailFrom={email_from!r} is not an e-mail address")
+    values["email_from"] = email_from
+    return AuthSettings(**values)
+
+
+def redirect_urls(key: str, raw: Any) -> tuple[str, ...]:
+    """Redirect URLs as Cognito takes them: absolute, no fragment, https (http for localhost only)
+    or an app's own scheme (`orders://callback`)."""
+    urls = [u.strip() for u in raw.split(",")] if isinstance(raw, str) else [str(u).strip() for u in raw]
+    urls = [u for u in urls if u]
+    if not urls:
+        raise ValueError(f"{key} must name at least one URL")
+    for url in urls:
+        parts = urlsplit(url)
+        if not parts.scheme or not (parts.netloc or parts.path) or parts.fragment or "#" in url:
+            raise ValueError(f"{key}: {url!r} is not an absolute URL without a fragment")
+        if parts.scheme == "http" and parts.hostname != "localhost":
+            raise ValueError(f"{key}: {url!r} uses http, which Cognito allows for localhost only")
+        if parts.scheme in ("javascript", "data", "file"):
+            raise ValueError(f"{key}: {url!r} cannot be a redirect")
+    return tuple(urls)
+
+
+def domain_prefix(prefix: str) -> str:
+    if not _DOMAIN_PREFIX.fullmatch(prefix) or any(word in prefix for word in _RESERVED_IN_DOMAIN_PREFIX):
+        raise ValueError(
+            f"authDomainPrefix={prefix!r}: 1 to 63 lower-case letters, digits and hyphens, not starting or "
+            f"ending with one, without {', '.join(_RESERVED_IN_DOMAIN_PREFIX)}"
+        )
+    return prefix
 
 
 def _origins(origins: Sequence[str]) -> tuple[str, ...]:

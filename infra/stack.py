@@ -15,7 +15,9 @@ from infra.command_api import CommandApi
 from infra.dynamodb import require_every_table
 from infra.event_store import EventStore
 from infra.http_api import HttpApi
+from infra.integration_events import IntegrationEvents
 from infra.layers import Layers
+from infra.live_updates import LiveUpdates
 from infra.monitoring import Monitoring
 from infra.projections import Projections, ProjectionSpec, registered_projections
 from infra.query_api import QueryApi
@@ -23,7 +25,7 @@ from infra.read_models import ReadModels
 from infra.rebuild import Rebuild
 from infra.settings import Settings
 from orders_core.api_routes import FunctionName
-from orders_core.tables import ALL_TABLES, TableSpec
+from orders_core.tables import ALL_TABLES, LIVE_CONNECTIONS, TableSpec
 
 
 class OrdersStack(Stack):
@@ -46,7 +48,6 @@ class OrdersStack(Stack):
         read_tables = self.read_models.read_tables
         # Every spec in orders_core.tables.ALL_TABLES, each exactly once (else the synth stops).
         self.tables: dict[TableSpec, dynamodb.Table] = {**self.event_store.tables, **self.read_models.tables}
-        require_every_table(self.tables, ALL_TABLES)
         self.layers = Layers(self, "Layers")
 
         self.command_api = CommandApi(
@@ -74,6 +75,10 @@ class OrdersStack(Stack):
             read_tables=read_tables,
             projections=registered_projections() if projections is None else projections,
         )
+        # The events stream's second reader: every order and product event, on the stack's own bus.
+        self.integration_events = IntegrationEvents(
+            self, "IntegrationEvents", settings=settings, layers=self.layers, events_table=events
+        )
         self.rebuild = Rebuild(
             self,
             "Rebuild",
@@ -95,7 +100,20 @@ class OrdersStack(Stack):
             rebuild=self.rebuild.state_machine,
         )
 
-        self.auth = Auth(self, "Auth")
+        self.auth = Auth(self, "Auth", settings=settings)
+        # Live updates (ADR 14): the WebSocket API, its connections table, and the notifier on the
+        # order view's and inventory's streams (one reader each; the events stream keeps its two).
+        self.live_updates = LiveUpdates(
+            self,
+            "Live",
+            settings=settings,
+            layers=self.layers,
+            auth=self.auth,
+            read_tables=read_tables,
+            control=control,
+        )
+        self.tables[LIVE_CONNECTIONS] = self.live_updates.connections
+        require_every_table(self.tables, ALL_TABLES)
         api_functions: dict[FunctionName, lambda_.IFunction] = {
             "command_api": self.command_api.function,
             "query_api": self.query_api.function,
@@ -115,6 +133,9 @@ class OrdersStack(Stack):
             rebuild_worker=self.rebuild.worker.function,
             rebuild_dead_letters=self.rebuild.dead_letters,
             tables={spec.key: table for spec, table in self.tables.items()},
+            integration_publisher=self.integration_events.function,
+            integration_dead_letters=self.integration_events.dead_letters,
+            live_functions=self.live_updates.functions,
         )
 
         CfnOutput(self, "ApiUrl", value=self.http_api.url, description="Base URL of the HTTP API")
@@ -123,9 +144,34 @@ class OrdersStack(Stack):
         CfnOutput(self, "EventsTableName", value=events.table_name)
         CfnOutput(
             self,
+            "LiveUpdatesUrl",
+            value=self.live_updates.url,
+            description="Live updates: connect with ?token=<Cognito access token> (docs/live-updates.md)",
+        )
+        CfnOutput(
+            self,
             "OnFailureQueueUrl",
             value=self.projections.dead_letters.queue_url,
             description="Stream records the projector gave up on (older than 24 h): shard and sequence range",
+        )
+        CfnOutput(
+            self,
+            "EventBusName",
+            value=self.integration_events.bus.event_bus_name,
+            description="Where every order and product event is published (source orders)",
+        )
+        CfnOutput(self, "EventBusArn", value=self.integration_events.bus.event_bus_arn)
+        CfnOutput(
+            self,
+            "EventArchiveArn",
+            value=self.integration_events.archive.archive_arn,
+            description="The bus's archive (90 days): replay with `aws events start-replay`",
+        )
+        CfnOutput(
+            self,
+            "IntegrationOnFailureQueueUrl",
+            value=self.integration_events.dead_letters.queue_url,
+            description="Stream records the integration publisher gave up on (older than 24 h)",
         )
         CfnOutput(
             self,

@@ -13,25 +13,31 @@ from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 from pydantic import BaseModel, ConfigDict, Field, StrictStr
 
 from orders_core import composition, web
+from orders_core.projections.registry import NAMES as PROJECTIONS
 
 logger = Logger(service="orders-admin")
 app = APIGatewayHttpResolver(enable_validation=True)
 web.install_problem_handlers(app)
 
 
+# A read model by its registered name: the operations refuse any other (422). Stated in the schema
+# only, so that the refusal keeps its message (which lists the names).
+KNOWN_PROJECTION: dict[str, Any] = {"enum": list(PROJECTIONS)}
+
+
 class StartRebuildBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    projection: StrictStr
+    projection: Annotated[StrictStr, Field(json_schema_extra=KNOWN_PROJECTION)]
 
 
 class ReleaseRebuildBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    projection: Annotated[StrictStr, Field(max_length=100)]
+    projection: Annotated[StrictStr, Field(max_length=100, json_schema_extra=KNOWN_PROJECTION)]
 
 
 class ReplayBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    projection: Annotated[StrictStr, Field(max_length=100)] | None = None
+    projection: Annotated[StrictStr, Field(max_length=100, json_schema_extra=KNOWN_PROJECTION)] | None = None
 
 
 def _json(body: Any, status: int = 200) -> Response[str]:
@@ -73,7 +79,9 @@ def list_projections() -> Response[str]:
 
 
 @app.get("/admin/failures")
-def list_failures(projection: Annotated[str | None, Query(max_length=100)] = None) -> Response[str]:
+def list_failures(
+    projection: Annotated[str | None, Query(max_length=100, json_schema_extra=KNOWN_PROJECTION)] = None,
+) -> Response[str]:
     web.require_operator(app)
     parked = composition.root().parked_commits.parked(projection)
     return _json({"parked": [p.to_json() for p in parked]})

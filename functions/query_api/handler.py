@@ -43,6 +43,12 @@ def _point_in_time(as_of: str | None, at_version: int | None, min_version: int |
         raise web.InvalidParameter(str(exc), "as_of") from exc
 
 
+# An instant as parse_instant reads it: RFC 3339 with seconds and an offset, at most 9 decimals.
+AS_OF_PATTERN = (
+    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?([Zz]|[+\-][0-9]{2}:[0-9]{2})$"
+)
+
+
 def _calendar_day(day: str) -> str:
     try:
         if date.fromisoformat(day).isoformat() == day:
@@ -56,7 +62,9 @@ def _calendar_day(day: str) -> str:
 def get_order(
     order_id: Annotated[str, Path()],
     min_version: Annotated[int | None, Query(ge=1, le=1_000_000_000)] = None,
-    as_of: Annotated[str | None, Query(max_length=64)] = None,
+    as_of: Annotated[
+        str | None, Query(max_length=64, json_schema_extra={"format": "date-time", "pattern": AS_OF_PATTERN})
+    ] = None,
     at_version: Annotated[int | None, Query(ge=1, le=1_000_000_000)] = None,
 ) -> Response[str]:
     who = web.caller(app)

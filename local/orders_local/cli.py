@@ -13,14 +13,17 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from types import FrameType
 
+from orders_core.api_routes import ROUTES
 from orders_core.projections.registry import NAMES
-from orders_local import operator_cli
+from orders_local import events_cli, operator_cli
+from orders_local.live_server import DEFAULT_LIVE_PORT, LivePortInUse
 from orders_local.system import (
     DEFAULT_CORS_ORIGINS,
     CannotListen,
     LocalSystem,
     PortInUse,
     UnsupportedEndpoint,
+    default_workers,
 )
 from orders_local.tokens import issue_token, load_or_create_secret
 
@@ -42,6 +45,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _serve(args)
     if args.command in ("rebuild", "rebuilds", "projections", "failures", "replay-failures"):
         return operator_cli.run(args)
+    if args.command == "events":
+        return events_cli.run(args)
     return _token(args)
 
 
@@ -64,12 +69,23 @@ def _serve(args: argparse.Namespace) -> int:
     logging.getLogger("orders_local").setLevel(logging.INFO)
     cors_origins, cors_source = load_cors_origins()
     system = LocalSystem(
-        host=args.host, port=args.port, cors_origins=cors_origins, projections=args.projections
+        host=args.host,
+        port=args.port,
+        cors_origins=cors_origins,
+        projections=args.projections,
+        workers=args.workers,
+        live_port=args.live_port,
     )
     try:
         system.start()
     except PortInUse as exc:
         print(f"orders serve: {exc.strerror}; stop the other process or pick another --port", file=sys.stderr)
+        return EXIT_USAGE
+    except LivePortInUse as exc:
+        print(
+            f"orders serve: {exc.strerror}; stop the other process or pick another --live-port",
+            file=sys.stderr,
+        )
         return EXIT_USAGE
     except CannotListen as exc:
         print(f"orders serve: {exc.strerror}", file=sys.stderr)
@@ -88,12 +104,21 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"AWS endpoint    {system.endpoint_url} ({backend})")
         print(f"Tables          {tables}")
         print(f"CORS origins    {', '.join(cors_origins)} (from {cors_source})")
+        print(f"Instances       {_instances_line(system)}")
         if system.workers is not None:
-            print(f"Read models     {', '.join(NAMES)} (one projector follows the events stream)")
+            where = ", in a process of its own" if system.workers.process is not None else ""
+            print(f"Read models     {', '.join(NAMES)} (one projector follows the events stream{where})")
             print("Parked commits  orders failures; orders replay-failures [--projection NAME]")
             print(f"Failed batches  {system.workers.failure_queue_url}")
-        elif not args.projections:
+        if not args.projections:
             print("Read models     not running (--no-projections): they stay empty, rebuilds are off")
+        if system.stream_readers is not None and system.stream_readers.bus is not None:
+            bus = system.stream_readers.bus
+            print(
+                f"Event bus       {bus.bus_name} (archive {bus.archive_name}); follow: orders events --follow"
+            )
+        if system.live is not None:
+            print(f"Live updates    {system.live_url}?token=<jwt>   (order.updated, inventory.low)")
         print("Get a token     orders token --customer alice   (or: orders token --operator)")
         print(
             f'Try             curl -H "Authorization: Bearer $(orders token --customer alice)" '
@@ -105,6 +130,14 @@ def _serve(args: argparse.Namespace) -> int:
         system.stop()
     print("Stopped.", flush=True)
     return 0
+
+
+def _instances_line(system: LocalSystem) -> str:
+    count = system.instances_per_function
+    if not count:
+        return "every function in this process, one request at a time (--workers 0)"
+    functions = ", ".join(sorted({route.function for route in ROUTES}))
+    return f"{count} per function ({functions}), a process each (--workers; default {default_workers()})"
 
 
 def _wait_for_stop_signal() -> None:
@@ -165,6 +198,16 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _workers(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError("must be 0 (every function in this process) or more")
+    return value
+
+
 def _port(text: str) -> int:
     try:
         value = int(text)
@@ -204,6 +247,28 @@ def _build_parser() -> argparse.ArgumentParser:
         help="port to listen on, 0 for any free one (default: %(default)s)",
     )
     serve.add_argument(
+        "--workers",
+        type=_workers,
+        default=default_workers(),
+        metavar="N",
+        help=(
+            "instances per function, as Lambda runs them: each a process of its own that handles one "
+            "request at a time with its own warm cache, so a request that waits (GET /orders/{id}"
+            "?min_version=...) holds up no other client; a request that finds every instance busy "
+            "waits for one. 0 runs every function in this process, one request at a time "
+            "(default: %(default)s on this machine: twice its cores, 2 to 8)"
+        ),
+    )
+    serve.add_argument(
+        "--live-port",
+        type=_port,
+        default=DEFAULT_LIVE_PORT,
+        help=(
+            "port of the live updates WebSocket, ws://HOST:PORT/?token=<jwt>: order.updated to an order's "
+            "owner, inventory.low to operators (0: any free port; default: %(default)s)"
+        ),
+    )
+    serve.add_argument(
         "--no-projections",
         dest="projections",
         action="store_false",
@@ -241,6 +306,7 @@ def _build_parser() -> argparse.ArgumentParser:
         help="lifetime of the token in seconds (default: %(default)s)",
     )
     operator_cli.add_commands(commands)
+    events_cli.add_commands(commands)
     return parser
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import json
 import logging
 import os
@@ -45,6 +46,10 @@ logger = logging.getLogger(__name__)
 
 class _BadLambdaResponse(Exception):
     """The function returned something API Gateway cannot map (it answers 500 for that too)."""
+
+
+class IntegrationTimeout(Exception):
+    """The function did not answer in time (API Gateway gives up after 30 s and answers 503)."""
 
 
 @dataclass(frozen=True)
@@ -107,7 +112,10 @@ class LocalGateway:
         secret: str,
         cors_origins: Sequence[str],
         max_body_bytes: int = 1_048_576,
+        one_at_a_time: bool = True,
     ) -> None:
+        """``one_at_a_time``: the handlers run in this process, so invocations take turns (see
+        below); False for handlers that each stand for instances of their own (orders_local.instances)."""
         self._handlers = dict(handlers)
         self._secret = secret
         self._cors_origins = frozenset(cors_origins)
@@ -116,9 +124,12 @@ class LocalGateway:
         if missing:
             raise ValueError(f"no handler for function(s): {', '.join(sorted(missing))}")
         # A Lambda instance serves one request at a time, and handler code relies on it: Powertools'
-        # resolvers keep the current event in class attributes shared by every resolver. The
-        # threaded server would otherwise interleave requests inside that state.
-        self._invocation_lock = threading.Lock()
+        # resolvers keep the current event in class attributes shared by every resolver. Handlers
+        # in this process are one instance: the threaded server would otherwise interleave
+        # requests inside that state. An instance pool keeps each of its processes to one itself.
+        self._invocation_lock: contextlib.AbstractContextManager[object] = (
+            threading.Lock() if one_at_a_time else contextlib.nullcontext()
+        )
         self._region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
         self._account_id = os.environ.get("AWS_ACCOUNT_ID", DEFAULT_ACCOUNT_ID)
 
@@ -181,6 +192,9 @@ class LocalGateway:
         try:
             with self._invocation_lock:
                 result = handler(event, context)
+        except IntegrationTimeout as exc:
+            logger.error("%s did not answer %s: %s", route.function, route.route_key, exc)
+            return _message(503, "Service Unavailable")
         except Exception:
             logger.exception("%s raised while handling %s", route.function, route.route_key)
             return _message(500, "Internal Server Error")
@@ -267,6 +281,42 @@ class LocalGateway:
             response.headers["Access-Control-Allow-Origin"] = origin
             response.headers["Access-Control-Expose-Headers"] = ",".join(CORS_EXPOSE_HEADERS)
             response.vary.add("Origin")
+
+
+class ApiApplication:
+    """What the local API's HTTP server serves: the gateway, once it is set, and the contracts
+    beside it, without auth, so that tools and people can read them: the OpenAPI document at
+    /openapi.json, the AsyncAPI document at /asyncapi.yaml (live updates, integration events) and
+    the event schemas it references. Until the gateway is set, requests are answered 503."""
+
+    def __init__(self, gateway: LocalGateway | None = None) -> None:
+        self.gateway = gateway
+        self._openapi: bytes | None = None
+        self._contracts: dict[str, tuple[str, bytes]] | None = None
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        if environ.get("PATH_INFO") == "/openapi.json" and environ.get("REQUEST_METHOD") == "GET":
+            if self._openapi is None:
+                from orders_local.openapi import build_openapi
+
+                self._openapi = json.dumps(build_openapi()).encode()
+            start_response("200 OK", [("Content-Type", "application/json")])
+            return [self._openapi]
+        if environ.get("REQUEST_METHOD") == "GET":
+            if self._contracts is None:
+                from orders_local.asyncapi import served_documents
+
+                self._contracts = served_documents()
+            contract = self._contracts.get(str(environ.get("PATH_INFO", "")))
+            if contract is not None:
+                media_type, body = contract
+                start_response("200 OK", [("Content-Type", media_type)])
+                return [body]
+        gateway = self.gateway
+        if gateway is None:
+            start_response("503 Service Unavailable", [("Content-Type", "application/json")])
+            return [b'{"message":"Service Unavailable"}']
+        return gateway(environ, start_response)
 
 
 # -- helpers ----------------------------------------------------------------------------------------

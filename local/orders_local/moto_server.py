@@ -77,6 +77,67 @@ def install_dynamodb_write_lock() -> None:
             setattr(DynamoDBBackend, name, _locked(method))
 
 
+def install_cached_event_paths() -> None:
+    """Compile each JSONPath of moto's EventBridge once; calling it again changes nothing.
+
+    moto delivers every event to every matching rule's target (the integration events' archive and
+    the followers' queue, ADR 15) through an input template whose paths it parses again, with a
+    freshly generated parser, for each event and path: 50-70 ms of the moto process per PutEvents
+    of three events, more than every other request of a command together. The parsed expressions
+    are immutable, so one per path text serves every event.
+    """
+    from jsonpath_ng import ext
+
+    with _INSTALL_LOCK:
+        if getattr(ext.parse, _CACHED_MARKER, False):
+            return
+        cached = functools.lru_cache(maxsize=256)(ext.parse)
+        setattr(cached, _CACHED_MARKER, True)
+        ext.parse = cached
+
+
+_CACHED_MARKER = "_orders_cached"
+
+
+def install_light_queue_sends() -> None:
+    """Let moto's SQS send a message without listing every message the queue holds; calling it
+    again changes nothing.
+
+    moto's send_message reads ``queue.attributes`` for one FIFO setting, and that property counts
+    the queue's messages (visible, in flight, delayed) one by one: a send costs time in proportion
+    to the queue's backlog, so a local queue nobody reads (the integration events' followers'
+    queue, ADR 15) slowed every PutEvents, and so every command, as it grew. A standard queue has
+    no such setting (the property leaves it out): during a send it answers an empty mapping.
+    """
+    from moto.sqs.models import Queue, SQSBackend
+
+    with _INSTALL_LOCK:
+        if getattr(SQSBackend.send_message, _CACHED_MARKER, False):
+            return
+        full_attributes = Queue.attributes
+        original_send = SQSBackend.send_message
+
+        def attributes(queue: Queue) -> dict[str, Any]:
+            if getattr(_sending, "active", False) and not queue.fifo_queue:
+                return {}
+            return full_attributes.fget(queue)  # type: ignore[attr-defined]
+
+        @functools.wraps(original_send)
+        def send_message(self: SQSBackend, *args: Any, **kwargs: Any) -> Any:
+            _sending.active = True
+            try:
+                return original_send(self, *args, **kwargs)
+            finally:
+                _sending.active = False
+
+        setattr(send_message, _CACHED_MARKER, True)
+        Queue.attributes = property(attributes)  # type: ignore[assignment,method-assign]
+        SQSBackend.send_message = send_message  # type: ignore[method-assign]
+
+
+_sending = threading.local()
+
+
 def install_light_transactions() -> None:
     """Replace moto's ``transact_write_items`` with one that copies no table; idempotent.
 

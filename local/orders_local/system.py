@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import errno
 import importlib
-import json
 import logging
 import os
 import re
@@ -18,22 +17,28 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 from botocore.exceptions import ConnectionError as BotoConnectionError
+from moto.core.config import default_user_config
 from werkzeug.serving import BaseWSGIServer, get_sockaddr, make_server, select_address_family
 
 from orders_core import composition
 from orders_core.api_routes import ROUTES
 from orders_core.tables import ALL_TABLES, EVENTS
-from orders_local.gateway import LambdaHandler, LocalGateway
-from orders_local.moto_server import install_dynamodb_write_lock, start_moto
-from orders_local.openapi import build_openapi
+from orders_local.gateway import ApiApplication, LambdaHandler, LocalGateway
+from orders_local.gateway_process import GatewayProcess
+from orders_local.live_server import LiveServer
+from orders_local.moto_queries import install_partition_queries
+from orders_local.moto_server import (
+    install_cached_event_paths,
+    install_dynamodb_write_lock,
+    install_light_queue_sends,
+    start_moto,
+)
 from orders_local.projection_workers import ProjectionWorkers
 from orders_local.rebuild_runner import ExecutionWatcher, create_state_machine, watch_executions
+from orders_local.stream_readers import ReaderPlan, StreamReaders
 from orders_local.tokens import load_or_create_secret
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
-
-    from _typeshed.wsgi import StartResponse, WSGIEnvironment
     from moto.server import ThreadedMotoServer
 
 logger = logging.getLogger(__name__)
@@ -140,6 +145,18 @@ def _one_line(value: object) -> str:
     return " ".join(str(value).split())
 
 
+def default_workers() -> int:
+    """Instances per function when none are asked for: twice the cores this process may use, from
+    2 to 8. An instance spends most of a request waiting for moto (in this process), so more
+    instances than cores keep moto busy (on 2 cores, 4 per function answered 8 clients 1.5 times
+    faster than 2); past 8, moto's one process is the limit anyway."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    return min(8, 2 * cores)
+
+
 class LocalSystem:
     """Start with ``start()`` or ``with LocalSystem(...) as system:``; ``system.url`` is the API."""
 
@@ -153,7 +170,14 @@ class LocalSystem:
         handlers: Mapping[str, LambdaHandler] | None = None,
         table_prefix: str = "orders",
         projections: bool = True,
+        workers: int | None = None,
+        live_port: int | None = None,
     ) -> None:
+        """``workers``: instances per function, each a process (default: ``default_workers()``);
+        0 runs every function in this process, one request at a time, as do ``handlers`` (callables
+        that stand in for the functions, which cannot be sent to other processes)."""
+        if workers is not None and workers < 0:
+            raise ValueError("workers must be 0 (in this process) or more")
         self.host = host
         self.port = port
         self.cors_origins = tuple(cors_origins)
@@ -165,23 +189,40 @@ class LocalSystem:
         self._moto: ThreadedMotoServer | None = None
         self._http: BaseWSGIServer | None = None
         self._thread: threading.Thread | None = None
-        self._gateway: LocalGateway | None = None
+        self._application = ApiApplication()
         self._saved_env: dict[str, str | None] = {}
+        self._saved_stepfunctions_config: Any = None  # moto's settings, as before the rebuilds
         self._run_projections = projections
-        self._openapi: bytes | None = None
+        self.instances_per_function = 0 if handlers else (default_workers() if workers is None else workers)
+        # With instances: the gateway and its instances, in processes of their own.
+        self.gateway_process: GatewayProcess | None = None
         self.workers: ProjectionWorkers | None = None
         # Stands in for the stack's rule on the rebuild executions' status changes (rebuild_runner).
         self.rebuild_watcher: ExecutionWatcher | None = None
+        # Live updates (ADR 14): the WebSocket API on live_port (0: any free port; None: off) and
+        # the notifier's pollers on the order view's and inventory's streams.
+        self.live_port = live_port
+        self.live: LiveServer | None = None
+        # The live notifier's pollers (on the read models' streams) and the events stream's second
+        # reader, the integration publisher onto moto's EventBridge (ADR 15).
+        self.stream_readers: StreamReaders | None = None
 
     # -- lifecycle ----------------------------------------------------------------------------------
 
     @property
     def started(self) -> bool:
-        return self._thread is not None
+        return self._thread is not None or self.gateway_process is not None
 
     @property
     def moto_started(self) -> bool:
         return self._moto is not None
+
+    @property
+    def live_url(self) -> str:
+        """ws://host:port/ of the live updates (clients append ?token=<jwt>)."""
+        if self.live is None:
+            raise RuntimeError("live updates are not running")
+        return self.live.url
 
     @property
     def url(self) -> str:
@@ -189,6 +230,11 @@ class LocalSystem:
             raise RuntimeError("LocalSystem is not started")
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"http://{host}:{self._http.port}"
+
+    def instance_pids(self, function: str | None = None) -> list[int]:
+        """The processes of the functions' live instances (of one function, or of all); none when
+        the functions run in this process."""
+        return self.gateway_process.instance_pids(function) if self.gateway_process is not None else []
 
     def start(self) -> LocalSystem:
         if self._http is not None:
@@ -207,36 +253,79 @@ class LocalSystem:
             if self._run_projections and self._moto is not None:
                 # The workflow's worker can only run inside our own moto.
                 self._prepare_rebuilds()
-            # Every setting is in the environment now: compose once, before the first request.
+            if self.live_port is not None and self._run_projections:  # nothing would feed it otherwise
+                self.live = LiveServer(secret=self.secret, host=self.host, port=self.live_port).start()
+                # Where the notifier's apigatewaymanagementapi client pushes: the local @connections API.
+                self._set_env("LIVE_CONNECTIONS_ENDPOINT", self.live.management_url)
+            # Every setting is in the environment now: compose once (the rebuild worker runs in
+            # this process, called by moto's Step Functions). The gateway's and the projector's
+            # processes start now, and take their settings from the same environment.
             composition.use(composition.Root(composition.Settings.from_environ()))
-            self._gateway = LocalGateway(
-                self._load_handlers(), secret=self.secret, cors_origins=self.cors_origins
-            )
-            self._thread = threading.Thread(
-                target=self._http.serve_forever, name="orders-local-gateway", daemon=True
-            )
-            self._thread.start()
+            separate = bool(self.instances_per_function)
+            if separate:
+                self.gateway_process = GatewayProcess(
+                    listening_fd=self._http.socket.fileno(),
+                    host=self.host,
+                    port=self._http.port,
+                    secret=self.secret,
+                    cors_origins=self.cors_origins,
+                    functions=sorted({route.function for route in ROUTES}),
+                    per_function=self.instances_per_function,
+                )
+                self.gateway_process.launch()  # its instances' imports overlap the projector's start
             if self._run_projections:
                 self.workers = ProjectionWorkers(
                     endpoint_url=self.endpoint_url,
                     events_table=self.table_names[EVENTS.key],
                     checkpoint_table=f"{self.table_prefix}-checkpoints",
                     failure_queue=f"{self.table_prefix}-projection-failures",
+                    own_process=separate,
                 )
                 self.workers.start()
+                plan = ReaderPlan(
+                    endpoint_url=self.endpoint_url,
+                    table_names=dict(self.table_names),
+                    table_prefix=self.table_prefix,
+                    live=self.live is not None,
+                    # The bus and its archive live in our own moto (an external endpoint may lack them).
+                    integration=self._moto is not None,
+                )
+                if plan.live or plan.integration:
+                    self.stream_readers = StreamReaders(plan, own_process=separate)
+                    self.stream_readers.start()
+            if self.gateway_process is not None:
+                self.gateway_process.wait_ready()  # it serves on our socket from now on
+            else:
+                self._application.gateway = LocalGateway(
+                    self._load_handlers(), secret=self.secret, cors_origins=self.cors_origins
+                )
+                self._thread = threading.Thread(
+                    target=self._http.serve_forever, name="orders-local-gateway", daemon=True
+                )
+                self._thread.start()
         except BaseException:
             self.stop()
             raise
         return self
 
     def stop(self) -> None:
-        """Idempotent; also cleans up after a start() that failed half-way."""
+        """Idempotent; also cleans up after a start() that failed half-way. Leaves no process."""
+        if self.stream_readers is not None:
+            self.stream_readers.stop()
+            self.stream_readers = None
+        if self.live is not None:
+            self.live.stop()  # before the routes' tables go: each open connection gets its $disconnect
+            self.live = None
         if self.workers is not None:
             self.workers.stop()
             self.workers = None
         if self.rebuild_watcher is not None:
             self.rebuild_watcher.stop()
             self.rebuild_watcher = None
+        if self.gateway_process is not None:
+            # It stops serving, then stops its instances: a request still running is answered 500.
+            self.gateway_process.stop()
+            self.gateway_process = None
         if self._http is not None:
             if self._thread is not None:
                 self._http.shutdown()  # serve_forever closes the socket on its way out
@@ -245,11 +334,15 @@ class LocalSystem:
                 self._http.server_close()
         self._http = None
         self._thread = None
-        self._gateway = None
+        self._application.gateway = None
         if self._moto is not None:
             self._moto.stop()
             self._moto = None
         composition.use(None)
+        if self._saved_stepfunctions_config is not None:
+            # The rebuilds turned on moto's execution of state machines, for this whole process.
+            default_user_config["stepfunctions"] = self._saved_stepfunctions_config
+            self._saved_stepfunctions_config = None
         for name, value in self._saved_env.items():
             if value is None:
                 os.environ.pop(name, None)
@@ -286,23 +379,10 @@ class LocalSystem:
                 reason = f"cannot listen on {self.host}:{self.port}: {exc.strerror or exc}"
                 raise CannotListen(self.host, self.port, exc.errno, reason) from exc
             # Requests that arrive before the gateway is ready wait in the listen backlog.
-            server = make_server(self.host, self.port, self._serve, threaded=True, fd=sock.fileno())
+            server = make_server(self.host, self.port, self._application, threaded=True, fd=sock.fileno())
         finally:
             sock.close()  # the server holds its own duplicate of the descriptor
         return server
-
-    def _serve(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
-        if environ.get("PATH_INFO") == "/openapi.json" and environ.get("REQUEST_METHOD") == "GET":
-            # Served beside the API, without auth, so that tools and people can read the contract.
-            if self._openapi is None:
-                self._openapi = json.dumps(build_openapi()).encode()
-            start_response("200 OK", [("Content-Type", "application/json")])
-            return [self._openapi]
-        gateway = self._gateway
-        if gateway is None:
-            start_response("503 Service Unavailable", [("Content-Type", "application/json")])
-            return [b'{"message":"Service Unavailable"}']
-        return gateway(environ, start_response)
 
     def _set_env(self, name: str, value: str) -> None:
         self._saved_env.setdefault(name, os.environ.get(name))
@@ -320,6 +400,11 @@ class LocalSystem:
                     self._set_env(name, value)
         else:
             install_dynamodb_write_lock()
+            install_cached_event_paths()
+            install_light_queue_sends()
+            # An instance meeting an aggregate for the first time reads it with a Query: one
+            # partition's worth of work, not a sort of the whole table (moto_queries).
+            install_partition_queries()
             self._moto, self.endpoint_url = start_moto(0)
             self._set_env("AWS_ENDPOINT_URL", self.endpoint_url)
             for name, value in MOTO_CREDENTIALS.items():
@@ -357,6 +442,7 @@ class LocalSystem:
         and the stand-in for the rule that abandons runs whose execution stopped, timed out or failed."""
         from rebuild_worker.handler import lambda_handler as rebuild_worker
 
+        self._saved_stepfunctions_config = dict(default_user_config.get("stepfunctions", {}))
         region = os.environ["AWS_DEFAULT_REGION"]
         bucket = f"{self.table_prefix}-rebuild-exports"
         self._set_env("REBUILD_BUCKET", bucket)

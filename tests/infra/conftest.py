@@ -16,7 +16,7 @@ import pytest
 from aws_cdk import App
 from aws_cdk.assertions import Template
 
-from infra import layers_build
+from infra import auth_layer_build, layers_build
 from infra.application import build
 from infra.settings import cdk_json_context
 from tests.infra.helpers import Synthesized
@@ -32,6 +32,7 @@ def synthesized(tmp_path_factory: pytest.TempPathFactory, context: dict[str, Any
     # What `make layers` does (a no-op when the layer is current); the stack refuses to synthesize
     # without it. Building it may need the package index once; after that, nothing.
     layers_build.build()
+    auth_layer_build.build()  # the live updates' authorizer's token-verification layer
     outdir = tmp_path_factory.mktemp("cdk.out")
     # The CLI also asks for asset metadata (which staged directory each function's code is).
     cli_context = {**context, "aws:cdk:enable-asset-metadata": True}

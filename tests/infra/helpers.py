@@ -29,6 +29,21 @@ class Synthesized:
     def of_type(self, resource_type: str) -> dict[str, dict[str, Any]]:
         return {k: v for k, v in self.resources.items() if v["Type"] == resource_type}
 
+    def of_http_api(self, resource_type: str) -> dict[str, dict[str, Any]]:
+        """API Gateway v2 resources of the HTTP API only (the live updates' WebSocket API has its own)."""
+        (http_api,) = [
+            k
+            for k, v in self.of_type("AWS::ApiGatewayV2::Api").items()
+            if v["Properties"]["ProtocolType"] == "HTTP"
+        ]
+        if resource_type == "AWS::ApiGatewayV2::Api":
+            return {http_api: self.resources[http_api]}
+        return {
+            k: v
+            for k, v in self.of_type(resource_type).items()
+            if v["Properties"].get("ApiId") == {"Ref": http_api}
+        }
+
     def logical_id(self, construct: Any) -> str:
         """Logical id of an L2 construct's main resource (or of a CfnResource)."""
         element = getattr(construct.node, "default_child", None) or construct

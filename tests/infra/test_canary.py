@@ -31,7 +31,7 @@ from typing import Any
 
 import pytest
 
-from infra import bytecode
+from infra import auth_layer_build, bytecode
 from infra.lambda_function import RUNTIME
 from infra.runtime_twin import runtime_twin
 from tests.infra.helpers import Synthesized
@@ -40,7 +40,17 @@ REPO = Path(__file__).resolve().parents[2]
 # What the Lambda Python runtime brings besides the standard library.
 RUNTIME_DISTRIBUTIONS = ("boto3", "botocore", "s3transfer", "jmespath", "python-dateutil", "six", "urllib3")
 LOCAL_ONLY = ("moto", "jwt", "werkzeug", "orders_local", "flask")
-PACKAGES = ("command_api", "query_api", "projections", "admin_api", "rebuild_worker")
+PACKAGES = (
+    "command_api",
+    "query_api",
+    "projections",
+    "admin_api",
+    "rebuild_worker",
+    "integration_publisher",
+    "live_api",
+    "live_notifier",
+    "live_authorizer",
+)
 
 _PROBE = """
 import importlib, json, sys, time
@@ -109,8 +119,14 @@ def _lambda_view(synthesized: Synthesized, package: str, root: Path) -> tuple[li
     shutil.copytree(synthesized.asset_dir(logical_id), task)
     opt = root / "opt"
     deps_layer = synthesized.logical_id(synthesized.stack.layers.deps)
+    auth_layer = synthesized.logical_id(synthesized.stack.live_updates.auth_layer)
     for ref in function["Properties"]["Layers"]:
-        if ref["Ref"] != deps_layer:
+        if ref["Ref"] == auth_layer and not _layer_loads_here():
+            # Its cryptography is built for arm64: the same distributions built for this machine.
+            auth_twin = auth_layer_build.twin()
+            assert auth_twin is not None, "no runtime interpreter to build the authorizer layer's twin"
+            shutil.copytree(auth_twin, opt / "python", dirs_exist_ok=True)
+        elif ref["Ref"] != deps_layer:
             shutil.copytree(synthesized.asset_dir(ref["Ref"]), opt, dirs_exist_ok=True)
     deps = _deps_for_this_machine(synthesized.asset_dir(deps_layer) / "python", root / "deps")
     twin = runtime_twin()
@@ -171,7 +187,9 @@ def test_handler_imports_as_on_lambda(synthesized: Synthesized, package: str, tm
 
     assert files[f"{package}.handler"] == str(tmp_path / "var/task" / package / "handler.py")
     assert str(files["orders_core"]).startswith(str(tmp_path / "opt/python/orders_core"))
-    assert not [n for n in files if n.split(".")[0] in LOCAL_ONLY], "local-only packages imported"
+    # The authorizer verifies Cognito's tokens with PyJWT, from a layer of its own (ADR 14).
+    local_only = [n for n in LOCAL_ONLY if not (package == "live_authorizer" and n == "jwt")]
+    assert not [n for n in files if n.split(".")[0] in local_only], "local-only packages imported"
     twin = runtime_twin()
     stand_ins = (str(twin.deps), str(twin.runtime)) if twin is not None else ()
     from_repo = [f for f in files.values() if f and f.startswith(str(REPO)) and not f.startswith(stand_ins)]

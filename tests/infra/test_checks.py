@@ -25,6 +25,7 @@ DOCUMENTED_CDK_NOISE = {"W3005"}
 def _expected_acknowledgments(synthesized: Synthesized) -> set[tuple[str, str]]:
     stack = synthesized.stack
     rebuild = stack.rebuild
+    live = stack.live_updates
     roles: list[iam.IRole] = [
         stack.command_api.handler.role,
         stack.query_api.handler.role,
@@ -32,7 +33,10 @@ def _expected_acknowledgments(synthesized: Synthesized) -> set[tuple[str, str]]:
         rebuild.worker.role,
         rebuild.state_machine.role,
         stack.projections.handler.role,
+        stack.integration_events.handler.role,
+        *(handler.role for handler in (live.authorizer_handler, live.routes_handler, live.notifier_handler)),
     ]
+    live_api = synthesized.logical_id(live.api)
     bucket, events, state_machine = (
         synthesized.logical_id(c) for c in (rebuild.bucket, stack.event_store.events, rebuild.state_machine)
     )
@@ -44,6 +48,8 @@ def _expected_acknowledgments(synthesized: Synthesized) -> set[tuple[str, str]]:
         | {(stack.event_store.snapshots.node.path, "AwsSolutions-DDB3")}
         | {(role.node.path, "AwsSolutions-IAM5[Resource::*]") for role in roles}
         | {(stack.projections.dead_letters.node.path, "AwsSolutions-SQS3")}
+        # The integration publisher's on-failure queue.
+        | {(stack.integration_events.dead_letters.node.path, "AwsSolutions-SQS3")}
         # The rebuild status-change rule's dead-letter queue.
         | {(rebuild.dead_letters.node.path, "AwsSolutions-SQS3")}
         | {(stack.auth.user_pool.node.path, rule) for rule in ("AwsSolutions-COG2", "AwsSolutions-COG8")}
@@ -56,6 +62,19 @@ def _expected_acknowledgments(synthesized: Synthesized) -> set[tuple[str, str]]:
         | {
             (rebuild.executions_policy.node.path, f"AwsSolutions-IAM5[Resource::{executions}{suffix}]")
             for suffix in (":*", "/*")
+        }
+        # Live updates: connections last 2 h (no PITR), the notifier's on-failure queue, routes after
+        # $connect carry no authorizer (WebSocket APIs authorize $connect only), and PostToConnection
+        # on any connection of the stage.
+        | {(live.connections.node.path, "AwsSolutions-DDB3")}
+        | {(live.dead_letters.node.path, "AwsSolutions-SQS3")}
+        | {(live.api.node.path, "AwsSolutions-APIG4")}
+        | {
+            (
+                live.notifier_handler.role.node.path,
+                "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:execute-api:<AWS::Region>:<AWS::AccountId>:"
+                f"<{live_api}>/live/POST/@connections/*]",
+            )
         }
         # The admin function describes a run's execution before releasing its claim.
         | {(stack.admin_api.handler.role.node.path, f"AwsSolutions-IAM5[Resource::{executions}:*]")}

@@ -37,11 +37,11 @@ def _function_refs(synthesized: Synthesized, functions: list[Any]) -> list[dict[
 
 
 def test_iterator_age_alarm_on_the_projector(synthesized: Synthesized) -> None:
-    (alarm,) = _alarms(synthesized, "IteratorAge")
+    # One per stream reader: the projector's here, the integration publisher's in
+    # tests/infra/test_integration_events.py.
+    projector = {"Ref": synthesized.logical_id(synthesized.stack.projections.function)}
+    (alarm,) = [a for a in _alarms(synthesized, "IteratorAge") if _dimension(a, "FunctionName") == projector]
     assert alarm["Namespace"] == "AWS/Lambda"
-    assert _dimension(alarm, "FunctionName") == {
-        "Ref": synthesized.logical_id(synthesized.stack.projections.function)
-    }
     assert alarm["Statistic"] == "Maximum"
     assert alarm["ComparisonOperator"] == "GreaterThanThreshold"
     assert alarm["Threshold"] == 5 * 60 * 1000
@@ -72,13 +72,18 @@ def test_parked_commits_alarm_per_read_model(synthesized: Synthesized) -> None:
 
 
 def test_dead_letter_depth_alarms(synthesized: Synthesized) -> None:
-    # The projector's on-failure queue, and the runs the status-change rule could not abandon.
+    # The projector's and the integration publisher's on-failure queues, and the runs the
+    # status-change rule could not abandon.
     stack = synthesized.stack
     alarms = {
         _dimension(a, "QueueName")["Fn::GetAtt"][0]: a
         for a in _alarms(synthesized, "ApproximateNumberOfMessagesVisible")
     }
-    queues = [stack.projections.dead_letters, stack.rebuild.dead_letters]
+    queues = [
+        stack.projections.dead_letters,
+        stack.integration_events.dead_letters,
+        stack.rebuild.dead_letters,
+    ]
     assert sorted(alarms) == sorted(synthesized.logical_id(q) for q in queues)
     for alarm in alarms.values():
         assert alarm["Threshold"] == 1
@@ -193,10 +198,19 @@ def test_a_stage_other_than_dev_needs_an_alarm_topic(context: dict[str, Any]) ->
         build(app)
 
 
+# A stage other than dev names its app clients' redirect URLs (infra/settings.py, AuthSettings).
+PROD_AUTH_URLS = {
+    "authWebCallbackUrls": "https://shop.example.com/callback",
+    "authWebLogoutUrls": "https://shop.example.com/",
+    "authMobileCallbackUrls": "com.example.shop://callback",
+    "authMobileLogoutUrls": "com.example.shop://signed-out",
+}
+
+
 def test_with_a_topic_every_alarm_notifies_it(context: dict[str, Any], tmp_path: Path) -> None:
     topic = "arn:aws:sns:eu-west-1:123456789012:orders-prod-alarms"
     app = App(
-        context={**context, "stage": "prod", "alarmTopicArn": topic},
+        context={**context, "stage": "prod", "alarmTopicArn": topic, **PROD_AUTH_URLS},
         outdir=str(tmp_path),
         builtin_cloud_formation_validation=False,
     )
@@ -210,7 +224,11 @@ def test_with_a_topic_every_alarm_notifies_it(context: dict[str, Any], tmp_path:
         assert alarm["AlarmActions"] == [topic], alarm["AlarmDescription"]
         assert alarm["OKActions"] == [topic], alarm["AlarmDescription"]
     # A second stage in the same account: its own API and dashboard names.
-    (api,) = [r for r in template["Resources"].values() if r["Type"] == "AWS::ApiGatewayV2::Api"]
+    (api,) = [
+        r
+        for r in template["Resources"].values()
+        if r["Type"] == "AWS::ApiGatewayV2::Api" and r["Properties"]["ProtocolType"] == "HTTP"
+    ]
     assert api["Properties"]["Name"] == "orders-prod"
 
 
@@ -223,7 +241,7 @@ def test_dashboard_name_holds_stage_and_region(synthesized: Synthesized, context
 
 
 def test_http_api_is_named_per_stage(synthesized: Synthesized, context: dict[str, Any]) -> None:
-    (api,) = synthesized.of_type("AWS::ApiGatewayV2::Api").values()
+    (api,) = synthesized.of_http_api("AWS::ApiGatewayV2::Api").values()
     assert api["Properties"]["Name"] == f"orders-{context['stage']}"
 
 

@@ -7,7 +7,7 @@ not taken from infra/dynamodb.py, so widening a grant there fails too."""
 from __future__ import annotations
 
 from infra.projections import registered_projections
-from orders_core.tables import PROJECTIONS_CONTROL, READ_MODEL_TABLES, SNAPSHOTS, TableSpec
+from orders_core.tables import INVENTORY, PROJECTIONS_CONTROL, READ_MODEL_TABLES, SNAPSHOTS, TableSpec
 from tests.infra.helpers import (
     Statement,
     Synthesized,
@@ -87,8 +87,9 @@ def _state_machine_role(synthesized: Synthesized) -> str:
 
 def test_every_function_has_its_own_role(synthesized: Synthesized) -> None:
     roles = list(_function_roles(synthesized).values())
-    # command, query, admin, rebuild worker, projector (one for every read model)
-    assert len(roles) == len(set(roles)) == 5
+    # command, query, admin, rebuild worker, projector (one for every read model), integration publisher,
+    # live updates' authorizer, routes and notifier
+    assert len(roles) == len(set(roles)) == 9
     assert _state_machine_role(synthesized) not in roles
 
 
@@ -422,3 +423,31 @@ def test_no_role_writes_the_events_table_beyond_appending(synthesized: Synthesiz
             )
             if statement.names(events):
                 assert statement.actions & DYNAMODB_WRITES <= {"dynamodb:PutItem"}, statement
+
+
+# Live updates (infra/live_updates.py; tests/infra/test_live_updates.py checks each in detail): the
+# connections table through orders_core.live.dynamodb (BatchGetItem, BatchWriteItem, conditional
+# PutItem, Query), a product's summary and the active generations (BatchGetItem), the two read-model
+# streams, and PostToConnection on this API's stage only.
+LIVE_ROUTES = {"dynamodb:BatchGetItem", "dynamodb:BatchWriteItem"}
+LIVE_NOTIFIER = {"dynamodb:BatchGetItem", "dynamodb:BatchWriteItem", "dynamodb:PutItem", "dynamodb:Query"}
+
+
+def test_live_update_roles_hold_exactly_what_their_code_calls(synthesized: Synthesized) -> None:
+    live = synthesized.stack.live_updates
+    connections = _arn(synthesized.logical_id(live.connections))
+    routes = _statements(synthesized, live.routes_handler.function)
+    assert permissions(routes, prefix="dynamodb:") == {(action, connections) for action in LIVE_ROUTES}
+    assert set(all_actions(routes)) == BASELINE | LIVE_ROUTES
+    authorizer = _statements(synthesized, live.authorizer_handler.function)
+    assert set(all_actions(authorizer)) == BASELINE
+    notifier = _statements(synthesized, live.notifier)
+    reads = {(a, r) for a, r in permissions(notifier, prefix="dynamodb:") if not r.endswith(".StreamArn>")}
+    assert reads == {
+        *((action, connections) for action in LIVE_NOTIFIER),
+        ("dynamodb:BatchGetItem", _arn(_id(synthesized, INVENTORY))),
+        ("dynamodb:BatchGetItem", _arn(_id(synthesized, PROJECTIONS_CONTROL))),
+        ("dynamodb:ListStreams", "*"),
+    }
+    others = {a for a in all_actions(notifier) if not a.startswith(("dynamodb:", "sqs:"))}
+    assert others == BASELINE | {"execute-api:ManageConnections"}

@@ -1,6 +1,6 @@
 """One projector reads the events stream for every registered read model, through one event source
 mapping with a dead-letter queue: DynamoDB Streams serves at most two readers per shard, and the
-second is kept for the change feed."""
+second is the integration publisher's (tests/infra/test_integration_events.py)."""
 
 from __future__ import annotations
 
@@ -39,9 +39,21 @@ def _stream_mappings(template: dict[str, Any], events_logical_id: str) -> list[d
     ]
 
 
+def _projector_mappings(
+    template: dict[str, Any], events_logical_id: str, projector_logical_id: str
+) -> list[dict[str, Any]]:
+    """The mappings on the events stream that feed the projector."""
+    return [
+        m
+        for m in _stream_mappings(template, events_logical_id)
+        if m["FunctionName"] == {"Ref": projector_logical_id}
+    ]
+
+
 def _mapping(synthesized: Synthesized) -> dict[str, Any]:
     events = synthesized.logical_id(synthesized.stack.event_store.events)
-    (mapping,) = _stream_mappings(synthesized.json, events)
+    projector = synthesized.logical_id(synthesized.stack.projections.function)
+    (mapping,) = _projector_mappings(synthesized.json, events, projector)
     return mapping
 
 
@@ -58,11 +70,13 @@ def test_the_events_stream_has_at_most_two_readers(synthesized: Synthesized) -> 
 def test_every_read_model_shares_one_reader_leaving_the_other_for_the_change_feed(
     synthesized: Synthesized,
 ) -> None:
-    events = synthesized.logical_id(synthesized.stack.event_store.events)
-    projector = {"Ref": synthesized.logical_id(synthesized.stack.projections.function)}
-    # One mapping, the projector's; the second reader is the change feed's, when it comes.
-    (reader,) = _stream_mappings(synthesized.json, events)
-    assert reader["FunctionName"] == projector
+    stack = synthesized.stack
+    events = synthesized.logical_id(stack.event_store.events)
+    projector = {"Ref": synthesized.logical_id(stack.projections.function)}
+    publisher = {"Ref": synthesized.logical_id(stack.integration_events.function)}
+    # Two mappings: the projector's for every read model, and the change feed's (integration events).
+    readers = sorted((r["FunctionName"] for r in _stream_mappings(synthesized.json, events)), key=str)
+    assert readers == sorted([projector, publisher], key=str)
 
 
 def test_event_source_mapping_settings(synthesized: Synthesized) -> None:
@@ -157,8 +171,11 @@ def test_registering_one_more_read_model_adds_no_stream_reader(
     assert stack.projections.read_models == (*PROJECTION_NAMES, EXTRA)
     before = _stream_mappings(synthesized.json, synthesized.logical_id(synthesized.stack.event_store.events))
     after = _stream_mappings(template, _logical_id(stack, stack.event_store.events))
-    assert len(after) == len(before) == 1
-    (mapping,) = after
+    # The projector's and the integration publisher's, as before.
+    assert len(after) == len(before) == STREAM_READERS_PER_SHARD
+    (mapping,) = _projector_mappings(
+        template, _logical_id(stack, stack.event_store.events), _logical_id(stack, stack.projections.function)
+    )
     assert mapping["FunctionName"] == {"Ref": _logical_id(stack, stack.projections.function)}
     # Nor a function.
     functions = [r for r in template["Resources"].values() if r["Type"] == "AWS::Lambda::Function"]

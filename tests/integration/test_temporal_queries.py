@@ -294,3 +294,9 @@ def test_an_unreadable_or_foreign_snapshot_changes_no_answer() -> None:
         as_of = temporal.as_of(history.order_id, parse_instant(at(4)))
         assert then is not None and then.view.to_json() == history.view_at_version(9)
         assert as_of is not None and as_of.view.to_json() == history.view_as_of(at(4))
+
+
+def test_an_instant_outside_the_representable_range_is_refused_as_bad_input() -> None:
+    # Valid by RFC 3339 (and by the OpenAPI pattern) but before year 1 once moved to UTC.
+    with pytest.raises(ValueError, match="not a valid date-time"):
+        parse_instant("0001-01-01T00:00:00+23:59")

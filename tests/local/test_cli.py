@@ -107,7 +107,7 @@ def test_serve_on_a_busy_port_exits_2_with_one_clear_line(capsys: pytest.Capture
         port = other.getsockname()[1]
 
         # When serve is asked to use it
-        code = main(["serve", "--port", str(port)])
+        code = main(["serve", "--port", str(port), "--live-port", "0"])
 
     # Then it exits 2 with a one-line explanation and no traceback
     err = capsys.readouterr().err

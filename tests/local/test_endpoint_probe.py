@@ -131,7 +131,7 @@ def test_serve_on_an_endpoint_without_streams_exits_2_with_one_line(
     monkeypatch.setenv("ORDERS_LOCAL_JWT_SECRET", "probe-test-secret-that-is-32-bytes-or-more")
 
     # When orders serve starts on it
-    code = main(["serve", "--port", "0"])
+    code = main(["serve", "--port", "0", "--live-port", "0"])
 
     # Then it exits 2 with one line that says what is missing and how to run, and no traceback
     captured = capsys.readouterr()

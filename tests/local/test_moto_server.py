@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 import urllib.request
@@ -125,3 +126,47 @@ def test_racing_conditional_puts_have_exactly_one_winner_per_key(dynamodb: Any, 
             assert winners.count(True) == 1, f"{key}: {winners.count(True)} winners"
 
     assert time.monotonic() - started < 5
+
+
+def _client(service: Any, endpoint_url: str) -> Any:
+    return boto3.client(
+        service,
+        endpoint_url=endpoint_url,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+
+
+def test_light_queue_sends_keep_what_queues_answer(endpoint_url: str) -> None:
+    moto_server.install_light_queue_sends()
+    moto_server.install_light_queue_sends()  # twice changes nothing
+    sqs = _client("sqs", endpoint_url)
+    standard = sqs.create_queue(QueueName="light-standard")["QueueUrl"]
+    for n in range(5):
+        sqs.send_message(QueueUrl=standard, MessageBody=f"m{n}")
+    # Outside a send the attributes are whole: the backlog is counted.
+    counted = sqs.get_queue_attributes(QueueUrl=standard, AttributeNames=["ApproximateNumberOfMessages"])
+    assert counted["Attributes"]["ApproximateNumberOfMessages"] == "5"
+    # A FIFO queue's content-based de-duplication, read during a send, still works.
+    fifo = sqs.create_queue(
+        QueueName="light.fifo", Attributes={"FifoQueue": "true", "ContentBasedDeduplication": "true"}
+    )["QueueUrl"]
+    for _ in range(2):
+        sqs.send_message(QueueUrl=fifo, MessageBody="same", MessageGroupId="g")
+    fifo_count = sqs.get_queue_attributes(QueueUrl=fifo, AttributeNames=["ApproximateNumberOfMessages"])
+    assert fifo_count["Attributes"]["ApproximateNumberOfMessages"] == "1"
+
+
+def test_cached_event_paths_still_deliver_each_event_to_its_rule_targets(endpoint_url: str) -> None:
+    moto_server.install_cached_event_paths()
+    moto_server.install_cached_event_paths()
+    events, sqs = _client("events", endpoint_url), _client("sqs", endpoint_url)
+    queue = sqs.create_queue(QueueName="cached-paths")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    events.put_rule(Name="cached-paths", EventPattern='{"source": ["orders"]}')
+    events.put_targets(Rule="cached-paths", Targets=[{"Id": "q", "Arn": arn}])
+    details = [f'{{"n": {n}}}' for n in range(3)]
+    events.put_events(Entries=[{"Source": "orders", "DetailType": "T", "Detail": d} for d in details])
+    received = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10)["Messages"]
+    assert sorted(json.loads(m["Body"])["detail"]["n"] for m in received) == [0, 1, 2]

@@ -35,7 +35,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict
     )
     port = _free_port()
     process = subprocess.Popen(
-        [ORDERS, "serve", "--port", str(port)],
+        [ORDERS, "serve", "--port", str(port), "--live-port", "0"],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from orders_local import cli
-from orders_local.system import LocalSystem
+from orders_local.system import LocalSystem, default_workers
 from orders_local.tokens import issue_token
 
 SECRET = "no-projections-secret-that-is-32-bytes-or-more"
@@ -64,7 +64,7 @@ def test_serve_without_projections_answers_commands_and_queries_with_no_poller(
     monkeypatch.setattr(cli, "_wait_for_stop_signal", use_the_api_then_stop)
 
     # When orders serve runs without projections
-    code = cli.main(["serve", "--no-projections", "--port", "0"])
+    code = cli.main(["serve", "--no-projections", "--port", "0", "--live-port", "0", "--workers", "2"])
 
     # Then the command and the query went through
     assert code == 0
@@ -79,12 +79,25 @@ def test_serve_without_projections_answers_commands_and_queries_with_no_poller(
     # And the banner said so
     out = capsys.readouterr().out
     assert "Read models     not running (--no-projections)" in out
+    assert "Instances       2 per function (admin_api, command_api, query_api), a process each" in out
     assert "Failed batches" not in out
 
 
-def test_help_for_serve_explains_no_projections(capsys: pytest.CaptureFixture[str]) -> None:
+def test_help_for_serve_explains_no_projections_and_workers(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exited:
         cli.main(["serve", "--help"])
     assert exited.value.code == 0
     help_text = " ".join(capsys.readouterr().out.split())
     assert "--no-projections run the API alone: no stream poller feeds the read models" in help_text
+    # And --workers, with the default it takes on this machine
+    assert "--workers N instances per function, as Lambda runs them" in help_text
+    assert f"(default: {default_workers()} on this machine" in help_text
+
+
+def test_workers_must_be_zero_or_more(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["serve", "--workers", "-1"])
+    assert exited.value.code == 2
+    assert "must be 0 (every function in this process) or more" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="workers"):
+        LocalSystem(workers=-1, secret=SECRET)

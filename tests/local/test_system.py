@@ -106,3 +106,27 @@ def test_busy_port_fails_fast_without_starting_moto() -> None:
     assert raised.value.port == port
     assert not system.moto_started
     assert not system.started
+
+
+def test_workers_0_runs_the_real_functions_in_this_process() -> None:
+    # Given the system with no instances: every function in this process, one request at a time
+    system = LocalSystem(port=0, secret=SECRET, projections=False, workers=0, table_prefix="in-process-test")
+    token = issue_token("alice", operator=False, secret=SECRET)
+    address = {"line1": "1 Canal St", "city": "Amsterdam", "postal_code": "1011", "country": "NL"}
+    line = {"product_id": "sku-1", "quantity": 1, "unit_price": "2.00"}
+    order = {"items": [line], "shipping_address": address}
+
+    # When an order is placed through it
+    with system:
+        body = json.dumps(order).encode()
+        request = urllib.request.Request(f"{system.url}/orders", method="POST", data=body)
+        request.add_header("Authorization", f"Bearer {token}")
+        request.add_header("Content-Type", "application/json")
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        with opener.open(request, timeout=10) as reply:
+            status, placed = reply.status, json.loads(reply.read())
+        pids = system.instance_pids()
+
+    # Then the real command function answered, and no instance process ran
+    assert status == 201 and placed["version"] == 3
+    assert pids == [] and system.gateway_process is None

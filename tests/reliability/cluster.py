@@ -147,7 +147,7 @@ def start_cluster(logs: Path, home: Path, *, servers: int, api_only: bool = Fals
             if api_only:
                 command = [sys.executable, str(HERE / "api_only_server.py"), str(port)]
             else:
-                command = [ORDERS, "serve", "--port", str(port)]
+                command = [ORDERS, "serve", "--port", str(port), "--live-port", "0"]
             started.append((launch(f"server-{n}", command, env, logs), port))
             if n == 0:
                 # The first one creates the tables; the others find them (all would cope, this is quicker).
@@ -167,7 +167,9 @@ def start_cluster(logs: Path, home: Path, *, servers: int, api_only: bool = Fals
 def start_single_serve(logs: Path, home: Path) -> Cluster:
     """`orders serve` exactly as a user starts it: its own embedded moto, whose endpoint it prints."""
     port = free_port()
-    server = launch("serve", [ORDERS, "serve", "--port", str(port)], base_environment(home), logs)
+    server = launch(
+        "serve", [ORDERS, "serve", "--port", str(port), "--live-port", "0"], base_environment(home), logs
+    )
     server.wait_for(r"Press Ctrl-C to stop")
     endpoint = server.wait_for(r"AWS endpoint\s+(http://\S+)").group(1)
     return Cluster(endpoint=endpoint, urls=[f"http://127.0.0.1:{port}"], processes=[server])

@@ -19,6 +19,9 @@ class Scale:
     repeats: int
     # Fuzzing: schemathesis examples per route and generation mode (positive, negative).
     fuzz_examples: int
+    # Stateful fuzzing: scenarios (chains of requests following the document's links), steps at most each.
+    stateful_scenarios: int
+    stateful_steps: int
     # Faults: orders in the generated history, crash/restart rounds.
     fault_orders: int
     crash_rounds: int
@@ -36,6 +39,8 @@ SCALES = {
         hot_products=2,
         repeats=8,
         fuzz_examples=20,
+        stateful_scenarios=20,
+        stateful_steps=8,
         fault_orders=30,
         crash_rounds=4,
         long_stream_commits=500,
@@ -49,6 +54,8 @@ SCALES = {
         hot_products=3,
         repeats=40,
         fuzz_examples=150,
+        stateful_scenarios=300,
+        stateful_steps=15,
         fault_orders=200,
         crash_rounds=12,
         long_stream_commits=10_000,

@@ -41,6 +41,7 @@ def order_views(events: list[EventEnvelope]) -> dict[str, dict[str, Any]]:
             views[order_id]["status"] = "shipped"
             views[order_id]["tracking_number"] = d["tracking_number"]
         views[order_id]["version"] = e.version
+        views[order_id]["correlation_id"] = e.correlation_id
     result = {}
     for order_id, v in views.items():
         result[order_id] = {
@@ -55,6 +56,7 @@ def order_views(events: list[EventEnvelope]) -> dict[str, dict[str, Any]]:
             "tracking_number": v["tracking_number"],
             "placed_at": v["placed_at"],
             "version": v["version"],
+            "correlation_id": v["correlation_id"],
         }
     return result
 

@@ -33,6 +33,10 @@ LAYERS: dict[str, int] = {
     "projections": 4,
     "queries": 5,
     "rebuild": 5,
+    # Integration events: the stream's second reader, from commits to entries on the event bus.
+    "integration": 5,
+    # Live updates: connections, alerts, pushes, and the notifier fed by the read models' streams.
+    "live": 5,
     # Adapters to the outside: HTTP, stream batches, the catalog document.
     "web": 6,
     "stream_delivery": 6,
@@ -47,6 +51,9 @@ SDK_USERS = {
     "readmodels.dynamodb",
     "snapshots.dynamodb",
     "rebuild.objects",
+    "integration.eventbridge",
+    "live.dynamodb",
+    "live.apigateway",
     "composition",
 }
 

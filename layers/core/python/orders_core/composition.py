@@ -19,13 +19,26 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from orders_core.tables import EVENTS, PROJECTIONS_CONTROL, READ_MODEL_TABLES, SNAPSHOTS, TableSpec
+from orders_core.tables import (
+    EVENTS,
+    LIVE_CONNECTIONS,
+    PROJECTIONS_CONTROL,
+    READ_MODEL_TABLES,
+    SNAPSHOTS,
+    TableSpec,
+)
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.client import DynamoDBClient
+    from mypy_boto3_events.client import EventBridgeClient
     from mypy_boto3_stepfunctions.client import SFNClient
 
     from orders_core.application import CommandService, WarningLog
+    from orders_core.integration.port import EventBus
+    from orders_core.integration.publisher import IntegrationPublisher
+    from orders_core.live.notifier import LiveNotifier
+    from orders_core.live.port import AlertMarkers, ConnectionStore, Pusher
+    from orders_core.live.sessions import LiveSessions
     from orders_core.projections.base import Projection
     from orders_core.projections.control import ControlStore
     from orders_core.projections.fanout import Projector
@@ -78,6 +91,24 @@ class Settings(BaseModel):
     rebuild_export_poll_limit: int = Field(default=120, ge=1, alias="REBUILD_EXPORT_POLL_LIMIT")
     rebuild_retire_delay_seconds: int = Field(default=5, ge=0, alias="REBUILD_RETIRE_DELAY_SECONDS")
     rebuild_buckets: int = Field(default=8, ge=1, alias="REBUILD_BUCKETS")
+    # The event bus integration events are published on (its name; the publisher function only).
+    integration_event_bus: str | None = Field(default=None, alias="INTEGRATION_EVENT_BUS")
+    # Live updates (ADR 14). The stage's @connections API, where the notifier pushes:
+    # https://<api-id>.execute-api.<region>.amazonaws.com/<stage> (the local server's, locally).
+    live_connections_endpoint: str | None = Field(default=None, alias="LIVE_CONNECTIONS_ENDPOINT")
+    # What the $connect authorizer accepts: tokens of this issuer (the user pool) issued to one of
+    # these app clients (comma-separated), as the HTTP API's JWT authorizer does.
+    live_token_issuer: str | None = Field(default=None, alias="LIVE_TOKEN_ISSUER")
+    live_token_client_ids: tuple[str, ...] = Field(default=(), alias="LIVE_TOKEN_CLIENT_IDS")
+
+    @field_validator("live_token_client_ids", mode="before")
+    @classmethod
+    def _client_ids(cls, value: Any) -> Any:
+        return (
+            tuple(filter(None, (part.strip() for part in value.split(","))))
+            if isinstance(value, str)
+            else value
+        )
 
     @field_validator("snapshot_every", mode="before")
     @classmethod
@@ -87,7 +118,7 @@ class Settings(BaseModel):
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None) -> Settings:
         environ = os.environ if environ is None else environ
-        specs = (EVENTS, SNAPSHOTS, PROJECTIONS_CONTROL, *READ_MODEL_TABLES)
+        specs = (EVENTS, SNAPSHOTS, PROJECTIONS_CONTROL, *READ_MODEL_TABLES, LIVE_CONNECTIONS)
         tables = {spec.key: environ[spec.env_var] for spec in specs if environ.get(spec.env_var)}
         values = {name: value for name, value in environ.items() if value != ""}
         try:
@@ -114,6 +145,16 @@ def dynamodb_client() -> DynamoDBClient:
     return boto3.client("dynamodb", config=Config(retries={"mode": "standard", "max_attempts": 5}))
 
 
+def events_client() -> EventBridgeClient:
+    import boto3
+    from botocore.config import Config
+
+    # The publisher retries refused entries itself (orders_core.integration.publisher); beneath it
+    # the SDK retries throttled requests. Short timeouts keep a batch well inside the function's.
+    config = Config(retries={"mode": "standard", "max_attempts": 3}, connect_timeout=2, read_timeout=5)
+    return boto3.client("events", config=config)
+
+
 _UNSET: Any = object()
 # Scan pages (1,000 rows evaluated each) a release spends deleting the abandoned generation.
 RELEASE_DELETE_PAGES = 10
@@ -133,6 +174,10 @@ class Root:
         objects: ObjectStore | None = None,
         start_execution: StartExecution | None = _UNSET,
         describe_execution: DescribeExecution | None = _UNSET,
+        event_bus: EventBus | None = None,
+        live_connections: ConnectionStore | None = None,
+        live_alerts: AlertMarkers | None = None,
+        pusher: Pusher | None = None,
         log: WarningLog | None = None,
     ) -> None:
         self.settings = settings if settings is not None else Settings.from_environ()
@@ -143,6 +188,10 @@ class Root:
         self._objects = objects
         self._start_execution = start_execution
         self._describe_execution = describe_execution
+        self._event_bus = event_bus
+        self._live_connections = live_connections
+        self._live_alerts = live_alerts
+        self._pusher = pusher
         self._log = log
         self._read_stores: dict[str, ReadStore] = {}
         self._lock = threading.Lock()
@@ -267,6 +316,78 @@ class Root:
             self.parking,
             now=lambda: format_timestamp(datetime.now(UTC)),
             heartbeat=lambda at_ms, lag_ms: control.record_batch(PROJECTOR, at_ms=at_ms, lag_ms=lag_ms),
+        )
+
+    @cached_property
+    def event_bus(self) -> EventBus:
+        if self._event_bus is not None:
+            return self._event_bus
+        from orders_core.integration.eventbridge import EventBridgeBus
+
+        if not self.settings.integration_event_bus:
+            raise ConfigurationError("environment variable INTEGRATION_EVENT_BUS is not set")
+        return EventBridgeBus(events_client(), self.settings.integration_event_bus)
+
+    @cached_property
+    def integration_publisher(self) -> IntegrationPublisher:
+        """What the events stream's second reader feeds: every order and product event, on the bus."""
+        from orders_core.integration.publisher import IntegrationPublisher
+
+        return IntegrationPublisher(self.event_bus)
+
+    # -- live updates (ADR 14) ----------------------------------------------------------------------
+
+    @cached_property
+    def live_connections(self) -> ConnectionStore:
+        if self._live_connections is not None:
+            return self._live_connections
+        from orders_core.live.dynamodb import DynamoDBConnectionStore
+
+        return DynamoDBConnectionStore(self.dynamodb, self.settings.table(LIVE_CONNECTIONS))
+
+    @cached_property
+    def live_alerts(self) -> AlertMarkers:
+        if self._live_alerts is not None:
+            return self._live_alerts
+        from orders_core.live.dynamodb import DynamoDBAlertMarkers
+
+        return DynamoDBAlertMarkers(self.dynamodb, self.settings.table(LIVE_CONNECTIONS))
+
+    @cached_property
+    def pusher(self) -> Pusher:
+        if self._pusher is not None:
+            return self._pusher
+        from orders_core.live.apigateway import ApiGatewayPusher, management_client
+
+        if not self.settings.live_connections_endpoint:
+            raise ConfigurationError("environment variable LIVE_CONNECTIONS_ENDPOINT is not set")
+        return ApiGatewayPusher(management_client(self.settings.live_connections_endpoint))
+
+    @cached_property
+    def live_sessions(self) -> LiveSessions:
+        """What $connect and $disconnect do: remember and forget connections."""
+        from orders_core.live.sessions import LiveSessions
+
+        return LiveSessions(self.live_connections)
+
+    @cached_property
+    def live_notifier(self) -> LiveNotifier:
+        """What the order view's and inventory's streams feed: pushes to the live connections."""
+        from orders_core.live.notifier import LiveNotifier
+        from orders_core.web import OPERATORS_GROUP
+
+        read_models = self.read_models
+
+        def product_summary(product_id: str) -> dict[str, Any] | None:
+            return read_models.inventory.get(product_id)
+
+        return LiveNotifier(
+            connections=self.live_connections,
+            alerts=self.live_alerts,
+            pusher=self.pusher,
+            active_generation=read_models.active_generation,
+            product_summary=product_summary,
+            operators_group=OPERATORS_GROUP,
         )
 
     @cached_property

@@ -86,6 +86,10 @@ def render(aggregates: Sequence[AggregateType[Any, Any]] = AGGREGATES) -> str:
         "stored events may carry them, which is forever.",
         "",
         'Money is a decimal string with two places (`"12.50"`); lists keep the order they were decided in.',
+        "",
+        "Every event here is also published on the event bus, in its current version, as an integration",
+        "event; [integration-events.md](integration-events.md) describes them and [events/](events/) holds",
+        "a JSON Schema per type and version (`make schemas`).",
     ]
     parts: dict[str, type[BaseModel]] = {}
     for aggregate in aggregates:

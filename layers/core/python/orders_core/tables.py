@@ -6,6 +6,9 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 KeyType = Literal["S", "N"]
+# What a stream record carries: the item after the write, or before and after (a reader that
+# must tell a rewrite of the same version from a new one compares the two).
+StreamView = Literal["NEW_IMAGE", "NEW_AND_OLD_IMAGES"]
 
 
 @dataclass(frozen=True)
@@ -22,7 +25,11 @@ class TableSpec:
     partition_key: tuple[str, KeyType]
     sort_key: tuple[str, KeyType] | None = None
     stream: bool = False
+    stream_view: StreamView = "NEW_IMAGE"
     indexes: tuple[IndexSpec, ...] = ()
+    # The attribute DynamoDB's TTL reads (epoch seconds). TTL deletes lazily, days late at worst:
+    # readers of such a table skip expired items themselves.
+    ttl_attribute: str | None = None
 
     @property
     def env_var(self) -> str:
@@ -53,7 +60,7 @@ class TableSpec:
                 for index in self.indexes
             ]
         if self.stream:
-            request["StreamSpecification"] = {"StreamEnabled": True, "StreamViewType": "NEW_IMAGE"}
+            request["StreamSpecification"] = {"StreamEnabled": True, "StreamViewType": self.stream_view}
         return request
 
 
@@ -78,14 +85,24 @@ SNAPSHOTS = TableSpec(
 
 # Read models share one key shape: pk = "<generation>#<entity>", sk = row kind. Generations let a
 # rebuild write a fresh copy beside the one readers use (blue/green).
+# The order view and inventory stream their changes (old and new images) to the live notifier
+# (ADR 14): a push then never arrives before the view shows it. One reader per table.
 CUSTOMER_ORDERS = TableSpec(
     key="customer_orders",
     partition_key=("pk", "S"),
     sort_key=("sk", "S"),
+    stream=True,
+    stream_view="NEW_AND_OLD_IMAGES",
     indexes=(IndexSpec("by_customer", ("gsi1pk", "S"), ("gsi1sk", "S")),),
 )
 SALES_ANALYTICS = TableSpec(key="sales_analytics", partition_key=("pk", "S"), sort_key=("sk", "S"))
-INVENTORY = TableSpec(key="inventory", partition_key=("pk", "S"), sort_key=("sk", "S"))
+INVENTORY = TableSpec(
+    key="inventory",
+    partition_key=("pk", "S"),
+    sort_key=("sk", "S"),
+    stream=True,
+    stream_view="NEW_AND_OLD_IMAGES",
+)
 
 CUSTOMER_SUMMARY = TableSpec(key="customer_summary", partition_key=("pk", "S"), sort_key=("sk", "S"))
 PRODUCT_SALES = TableSpec(key="product_sales", partition_key=("pk", "S"), sort_key=("sk", "S"))
@@ -101,4 +118,17 @@ READ_MODEL_TABLES: tuple[TableSpec, ...] = (
 # Active generation of each read model, and the record of every rebuild run.
 PROJECTIONS_CONTROL = TableSpec(key="projections_control", partition_key=("pk", "S"), sort_key=("sk", "S"))
 
-ALL_TABLES: tuple[TableSpec, ...] = (EVENTS, *READ_MODEL_TABLES, PROJECTIONS_CONTROL, SNAPSHOTS)
+# Live updates (ADR 14): who is connected (an item per connection under its subject, its groups
+# and its own id) and the inventory alerts raised. Connections live at most 2 h (API Gateway's
+# limit): `expires_at` lets DynamoDB's TTL drop those whose $disconnect never came.
+LIVE_CONNECTIONS = TableSpec(
+    key="live_connections", partition_key=("pk", "S"), sort_key=("sk", "S"), ttl_attribute="expires_at"
+)
+
+ALL_TABLES: tuple[TableSpec, ...] = (
+    EVENTS,
+    *READ_MODEL_TABLES,
+    PROJECTIONS_CONTROL,
+    SNAPSHOTS,
+    LIVE_CONNECTIONS,
+)

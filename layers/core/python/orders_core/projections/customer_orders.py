@@ -28,6 +28,9 @@ class OrderView:
     tracking_number: str | None
     placed_at: str
     version: int
+    # The correlation id of the command whose commit produced `version`, so that a client can match
+    # the command it sent (live updates, ADR 14). None for a row written before the view kept it.
+    correlation_id: str | None = None
 
     @property
     def total_amount(self) -> Decimal:
@@ -51,6 +54,7 @@ class OrderView:
             "tracking_number": self.tracking_number,
             "placed_at": self.placed_at,
             "version": self.version,
+            "correlation_id": self.correlation_id,
         }
 
     @classmethod
@@ -68,16 +72,24 @@ class OrderView:
             tracking_number=data["tracking_number"],
             placed_at=data["placed_at"],
             version=int(data["version"]),
+            correlation_id=data.get("correlation_id"),
         )
 
 
 def project(view: OrderView | None, fact: Fact) -> OrderView | None:
     """The pure projection: (row, event) -> row."""
-    event, version = fact.event, fact.envelope.version
+    event, version, correlation_id = fact.event, fact.envelope.version, fact.envelope.correlation_id
     if isinstance(event, OrderPlaced):
         lines = tuple(OrderLine(i.product_id, i.quantity, i.unit_price) for i in event.items)
         return OrderView(
-            event.order_id, event.customer_id, "placed", lines, None, fact.envelope.recorded_at, version
+            event.order_id,
+            event.customer_id,
+            "placed",
+            lines,
+            None,
+            fact.envelope.recorded_at,
+            version,
+            correlation_id,
         )
     if view is None:
         return None  # not reachable from a complete log: every order starts with OrderPlaced
@@ -93,7 +105,7 @@ def project(view: OrderView | None, fact: Fact) -> OrderView | None:
         view = replace(view, status="cancelled")
     elif isinstance(event, OrderShipped):
         view = replace(view, status="shipped", tracking_number=event.tracking_number)
-    return replace(view, version=version)
+    return replace(view, version=version, correlation_id=correlation_id)
 
 
 def fold(view: OrderView | None, commits: Sequence[Commit]) -> OrderView | None:

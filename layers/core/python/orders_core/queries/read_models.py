@@ -36,7 +36,8 @@ class ActiveReadModels:
         self._built: dict[tuple[str, int], Any] = {}
         self._lock = threading.Lock()
 
-    def _current(self, name: str) -> Any:
+    def active_generation(self, name: str) -> int:
+        """The generation of read model `name` readers use (as of at most the TTL ago)."""
         now = self._clock()
         with self._lock:
             cached = self._active.get(name)
@@ -44,10 +45,13 @@ class ActiveReadModels:
             cached = (now, self._control.control(name).active_generation)
             with self._lock:
                 self._active[name] = cached
-        key = (name, cached[1])
+        return cached[1]
+
+    def _current(self, name: str) -> Any:
+        key = (name, self.active_generation(name))
         with self._lock:
             if key not in self._built:
-                self._built[key] = self._build(name, cached[1])
+                self._built[key] = self._build(name, key[1])
             return self._built[key]
 
     @property

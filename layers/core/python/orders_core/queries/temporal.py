@@ -43,9 +43,10 @@ def parse_instant(text: str) -> datetime:
     fraction = (match["fraction"] or "0")[:6].ljust(6, "0")
     try:
         moment = datetime.fromisoformat(f"{match['date']}T{match['time']}.{fraction}{offset}")
-    except ValueError:
+        # Year 1 with a positive offset lies before datetime's range in UTC (OverflowError).
+        return moment.astimezone(UTC)
+    except (ValueError, OverflowError):
         raise ValueError(f"as_of is not a valid date-time: {text[:64]!r}") from None
-    return moment.astimezone(UTC)
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,8 @@ def _view_from_snapshot(snapshot: Snapshot) -> OrderView | None:
     if loaded is None or loaded.state.status == "new" or not loaded.first_recorded_at:
         return None  # unusable here: fold from the events instead
     state = loaded.state
+    # The command that produced the snapshot's version is among the recent commands it keeps.
+    producing = [r for r in loaded.recent_commands.values() if r.last_version == loaded.version]
     return OrderView(
         order_id=state.order_id,
         customer_id=state.customer_id,
@@ -70,6 +73,7 @@ def _view_from_snapshot(snapshot: Snapshot) -> OrderView | None:
         tracking_number=state.tracking_number,
         placed_at=loaded.first_recorded_at,
         version=loaded.version,
+        correlation_id=producing[-1].correlation_id if producing else None,
     )
 
 

@@ -1,0 +1,149 @@
+"""Builds the token-verification layer of the live updates' $connect authorizer, without Docker.
+
+WebSocket APIs take only Lambda REQUEST authorizers (no JWT authorizer as the HTTP API has), so
+the authorizer verifies Cognito's RS256 tokens itself, with PyJWT and `cryptography` (ADR 14).
+Only that function gets this layer: the others never verify a token. Built as the dependencies
+layer is (infra/layers_build.py): wheels for Lambda's arm64 and Python version, pinned to this
+virtualenv's versions, compiled by the runtime's interpreter (infra/bytecode.py), cached behind a
+stamp. `cryptography` ships abi3 wheels for glibc 2.28 and 2.34 on aarch64; Lambda's python3.13
+runs on Amazon Linux 2023 (glibc 2.34).
+
+    python -m infra.auth_layer_build            # build if missing or stale
+    python -m infra.auth_layer_build --check    # exit 1 if missing or stale
+
+`twin()` installs the same distributions for this machine (the runtime interpreter, like
+infra/runtime_twin.py does for the dependencies layer) for the layer canary: arm64 binaries do not
+load on x86_64.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from infra import bytecode
+from infra.bytecode import BYTECODE_TAG, PYTHON_VERSION, compile_tree, compiler
+
+# glibc versions the wheels may need, newest first: what Amazon Linux 2023 provides, and older.
+PLATFORMS = ("manylinux_2_34_aarch64", "manylinux_2_28_aarch64", "manylinux2014_aarch64")
+DISTRIBUTIONS = ("PyJWT", "cryptography", "cffi", "pycparser")
+
+ROOT = bytecode.ROOT
+AUTH_LAYER_DIR = ROOT / "build" / "layers" / "auth"
+AUTH_STAMP = ROOT / "build" / "layers" / "auth.json"
+TWIN_DIR = ROOT / "build" / "runtime-twin" / BYTECODE_TAG / "auth"
+
+
+def requirements() -> list[str]:
+    """The layer's requirements, pinned to the versions this virtualenv runs (its local tokens and
+    the tests verify with the same PyJWT)."""
+    pinned = []
+    for name in DISTRIBUTIONS:
+        try:
+            pinned.append(f"{name}=={metadata.version(name)}")
+        except metadata.PackageNotFoundError:
+            pinned.append(name)
+    return pinned
+
+
+def build_inputs() -> dict[str, Any]:
+    python = compiler()
+    return {
+        "python_version": PYTHON_VERSION,
+        "platforms": list(PLATFORMS),
+        "requirements": requirements(),
+        "bytecode": None if python is None else BYTECODE_TAG,
+    }
+
+
+def is_current(layer_dir: Path = AUTH_LAYER_DIR, stamp: Path = AUTH_STAMP) -> bool:
+    if not (layer_dir / "python").is_dir() or not stamp.is_file():
+        return False
+    try:
+        return bool(json.loads(stamp.read_text()) == build_inputs())
+    except ValueError:
+        return False
+
+
+def pip_command(target: Path) -> list[str]:
+    platforms = [argument for platform in PLATFORMS for argument in ("--platform", platform)]
+    return [
+        sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+        *platforms, "--implementation", "cp", "--python-version", PYTHON_VERSION,
+        "--only-binary=:all:", "--no-compile", "--target", str(target / "python"),
+        *requirements(),
+    ]  # fmt: skip
+
+
+def build(*, force: bool = False, layer_dir: Path = AUTH_LAYER_DIR, stamp: Path = AUTH_STAMP) -> bool:
+    """Build the layer unless it is current. Returns whether it built."""
+    if not force and is_current(layer_dir, stamp):
+        return False
+    layer_dir.parent.mkdir(parents=True, exist_ok=True)
+    with (
+        bytecode.build_lock("auth-layer"),
+        tempfile.TemporaryDirectory(dir=layer_dir.parent, prefix=".auth-") as scratch,
+    ):
+        fresh = Path(scratch) / "layer"
+        subprocess.run(pip_command(fresh), check=True)
+        shutil.rmtree(fresh / "python" / "bin", ignore_errors=True)
+        python = compiler()
+        if python is not None:
+            compile_tree(fresh / "python", python)
+        if layer_dir.exists():
+            shutil.rmtree(layer_dir)
+        fresh.rename(layer_dir)
+        stamp.write_text(json.dumps(build_inputs(), indent=2) + "\n")
+    return True
+
+
+def twin() -> Path | None:
+    """The layer's distributions for this machine and the runtime's Python (`python/`-less), or
+    None without a runtime interpreter."""
+    python = bytecode.runtime_python()
+    if python is None:
+        return None
+    stamp = TWIN_DIR.parent / "auth-inputs.json"
+    inputs = {"python": str(python), "requirements": requirements()}
+    with bytecode.build_lock("auth-twin"):
+        if not (stamp.is_file() and TWIN_DIR.is_dir() and json.loads(stamp.read_text()) == inputs):
+            if TWIN_DIR.exists():
+                shutil.rmtree(TWIN_DIR)
+            subprocess.run(
+                [
+                    str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+                    "--root-user-action=ignore", "--only-binary=:all:", "--no-compile",
+                    "--target", str(TWIN_DIR), *requirements(),
+                ],
+                check=True,
+            )  # fmt: skip
+            shutil.rmtree(TWIN_DIR / "bin", ignore_errors=True)
+            compile_tree(TWIN_DIR, python)
+            stamp.write_text(json.dumps(inputs, indent=2) + "\n")
+    return TWIN_DIR
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--force", action="store_true", help="rebuild even if the layer is current")
+    parser.add_argument("--check", action="store_true", help="only check; exit 1 if missing or stale")
+    args = parser.parse_args(argv)
+    relative = AUTH_LAYER_DIR.relative_to(ROOT)
+    if args.check:
+        current = is_current()
+        print(f"{relative}: {'current' if current else 'missing or stale'}")
+        return 0 if current else 1
+    built = build(force=args.force)
+    print(f"{relative}: {'built' if built else 'current, not rebuilt'} ({', '.join(requirements())})")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
