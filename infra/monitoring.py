@@ -105,6 +105,8 @@ class Monitoring(Construct):
         integration_publisher: lambda_.IFunction | None = None,
         integration_dead_letters: sqs.IQueue | None = None,
         live_functions: Mapping[str, lambda_.IFunction] | None = None,
+        live_notifier: lambda_.IFunction | None = None,
+        live_dead_letters: sqs.IQueue | None = None,
         thresholds: Thresholds = Thresholds(),
     ) -> None:
         super().__init__(scope, construct_id)
@@ -120,6 +122,8 @@ class Monitoring(Construct):
         self._alarm_on_projector(projector, dead_letters)
         if integration_publisher is not None and integration_dead_letters is not None:
             self._alarm_on_publisher(integration_publisher, integration_dead_letters)
+        if live_notifier is not None and live_dead_letters is not None:
+            self._alarm_on_notifier(live_notifier, live_dead_letters)
         self._alarm_on_parked_commits(read_models)
         self._alarm_on_functions(functions)
         self._alarm_on_api(api)
@@ -200,6 +204,27 @@ class Monitoring(Construct):
             threshold=self._thresholds.publish_failures,
             problem="the integration publisher gave records back to the stream (the bus refused their "
             "entries after retries, or it could not read them); they are delivered again",
+        )
+
+    def _alarm_on_notifier(self, notifier: lambda_.IFunction, dead_letters: sqs.IQueue) -> None:
+        minutes = self._thresholds.iterator_age_minutes
+        self._alarm(
+            "NotifierIteratorAge",
+            _iterator_age(notifier),
+            threshold=Duration.minutes(minutes).to_milliseconds(),
+            evaluation_periods=3,
+            comparison=cw.ComparisonOperator.GREATER_THAN_THRESHOLD,
+            problem=f"live updates are more than {minutes} minutes behind the order view's or inventory's "
+            "stream: clients hear late (see the live notifier's log)",
+        )
+        self._alarm(
+            "NotifierDeadLetters",
+            dead_letters.metric_approximate_number_of_messages_visible(
+                statistic="Maximum", period=ONE_MINUTE
+            ),
+            threshold=self._thresholds.dead_letters,
+            problem="the live notifier gave up on read-model stream records (an hour old): those changes "
+            "were never pushed; clients recover with GET. The queue holds the shard and sequence range",
         )
 
     def _alarm_on_parked_commits(self, read_models: Sequence[str]) -> None:

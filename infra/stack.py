@@ -136,6 +136,8 @@ class OrdersStack(Stack):
             integration_publisher=self.integration_events.function,
             integration_dead_letters=self.integration_events.dead_letters,
             live_functions=self.live_updates.functions,
+            live_notifier=self.live_updates.notifier,
+            live_dead_letters=self.live_updates.dead_letters,
         )
 
         CfnOutput(self, "ApiUrl", value=self.http_api.url, description="Base URL of the HTTP API")

@@ -47,6 +47,14 @@ def test_iterator_age_alarm_on_the_projector(synthesized: Synthesized) -> None:
     assert alarm["Threshold"] == 5 * 60 * 1000
 
 
+def test_iterator_age_alarm_on_the_live_notifier(synthesized: Synthesized) -> None:
+    notifier = {"Ref": synthesized.logical_id(synthesized.stack.live_updates.notifier)}
+    (alarm,) = [a for a in _alarms(synthesized, "IteratorAge") if _dimension(a, "FunctionName") == notifier]
+    assert alarm["Statistic"] == "Maximum"
+    assert alarm["Threshold"] == 5 * 60 * 1000
+    assert "live updates" in alarm["AlarmDescription"]
+
+
 def test_parked_commits_alarm_per_read_model(synthesized: Synthesized) -> None:
     alarms = _alarms(synthesized, "ParkedCommits")
     names = [p.name for p in registered_projections()]
@@ -72,7 +80,7 @@ def test_parked_commits_alarm_per_read_model(synthesized: Synthesized) -> None:
 
 
 def test_dead_letter_depth_alarms(synthesized: Synthesized) -> None:
-    # The projector's and the integration publisher's on-failure queues, and the runs the
+    # The projector's, the integration publisher's and the live notifier's on-failure queues, and the runs the
     # status-change rule could not abandon.
     stack = synthesized.stack
     alarms = {
@@ -82,6 +90,7 @@ def test_dead_letter_depth_alarms(synthesized: Synthesized) -> None:
     queues = [
         stack.projections.dead_letters,
         stack.integration_events.dead_letters,
+        stack.live_updates.dead_letters,
         stack.rebuild.dead_letters,
     ]
     assert sorted(alarms) == sorted(synthesized.logical_id(q) for q in queues)
