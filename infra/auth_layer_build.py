@@ -21,15 +21,12 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import subprocess
-import sys
-import tempfile
-from importlib import metadata
 from pathlib import Path
-from typing import Any
 
 from infra import bytecode
-from infra.bytecode import BYTECODE_TAG, PYTHON_VERSION, compile_tree, compiler
+from infra.bytecode import BYTECODE_TAG
+from infra.layers_build import LayerBuild
+from infra.runtime_twin import install_for_this_machine
 
 # glibc versions the wheels may need, newest first: what Amazon Linux 2023 provides, and older.
 PLATFORMS = ("manylinux_2_34_aarch64", "manylinux_2_28_aarch64", "manylinux2014_aarch64")
@@ -41,67 +38,13 @@ AUTH_STAMP = ROOT / "build" / "layers" / "auth.json"
 TWIN_DIR = ROOT / "build" / "runtime-twin" / BYTECODE_TAG / "auth"
 
 
-def requirements() -> list[str]:
-    """The layer's requirements, pinned to the versions this virtualenv runs (its local tokens and
-    the tests verify with the same PyJWT)."""
-    pinned = []
-    for name in DISTRIBUTIONS:
-        try:
-            pinned.append(f"{name}=={metadata.version(name)}")
-        except metadata.PackageNotFoundError:
-            pinned.append(name)
-    return pinned
-
-
-def build_inputs() -> dict[str, Any]:
-    python = compiler()
-    return {
-        "python_version": PYTHON_VERSION,
-        "platforms": list(PLATFORMS),
-        "requirements": requirements(),
-        "bytecode": None if python is None else BYTECODE_TAG,
-    }
-
-
-def is_current(layer_dir: Path = AUTH_LAYER_DIR, stamp: Path = AUTH_STAMP) -> bool:
-    if not (layer_dir / "python").is_dir() or not stamp.is_file():
-        return False
-    try:
-        return bool(json.loads(stamp.read_text()) == build_inputs())
-    except ValueError:
-        return False
-
-
-def pip_command(target: Path) -> list[str]:
-    platforms = [argument for platform in PLATFORMS for argument in ("--platform", platform)]
-    return [
-        sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-        *platforms, "--implementation", "cp", "--python-version", PYTHON_VERSION,
-        "--only-binary=:all:", "--no-compile", "--target", str(target / "python"),
-        *requirements(),
-    ]  # fmt: skip
-
-
-def build(*, force: bool = False, layer_dir: Path = AUTH_LAYER_DIR, stamp: Path = AUTH_STAMP) -> bool:
-    """Build the layer unless it is current. Returns whether it built."""
-    if not force and is_current(layer_dir, stamp):
-        return False
-    layer_dir.parent.mkdir(parents=True, exist_ok=True)
-    with (
-        bytecode.build_lock("auth-layer"),
-        tempfile.TemporaryDirectory(dir=layer_dir.parent, prefix=".auth-") as scratch,
-    ):
-        fresh = Path(scratch) / "layer"
-        subprocess.run(pip_command(fresh), check=True)
-        shutil.rmtree(fresh / "python" / "bin", ignore_errors=True)
-        python = compiler()
-        if python is not None:
-            compile_tree(fresh / "python", python)
-        if layer_dir.exists():
-            shutil.rmtree(layer_dir)
-        fresh.rename(layer_dir)
-        stamp.write_text(json.dumps(build_inputs(), indent=2) + "\n")
-    return True
+AUTH = LayerBuild("auth", DISTRIBUTIONS, PLATFORMS, AUTH_LAYER_DIR, AUTH_STAMP)
+# Pinned to the versions this virtualenv runs: its local tokens and the tests verify with the same PyJWT.
+requirements = AUTH.requirements
+build_inputs = AUTH.build_inputs
+is_current = AUTH.is_current
+pip_command = AUTH.pip_command
+build = AUTH.build
 
 
 def twin() -> Path | None:
@@ -116,16 +59,7 @@ def twin() -> Path | None:
         if not (stamp.is_file() and TWIN_DIR.is_dir() and json.loads(stamp.read_text()) == inputs):
             if TWIN_DIR.exists():
                 shutil.rmtree(TWIN_DIR)
-            subprocess.run(
-                [
-                    str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-                    "--root-user-action=ignore", "--only-binary=:all:", "--no-compile",
-                    "--target", str(TWIN_DIR), *requirements(),
-                ],
-                check=True,
-            )  # fmt: skip
-            shutil.rmtree(TWIN_DIR / "bin", ignore_errors=True)
-            compile_tree(TWIN_DIR, python)
+            install_for_this_machine(python, requirements(), TWIN_DIR)
             stamp.write_text(json.dumps(inputs, indent=2) + "\n")
     return TWIN_DIR
 

@@ -8,19 +8,18 @@ from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_events as events
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_event_sources as sources
-from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from infra.lambda_function import PythonFunction
 from infra.layers import Layers
-from infra.nag import XRAY_REASON, acknowledge
+from infra.nag import XRAY_REASON
 from infra.projections import (
     BATCH_SIZE,
-    DLQ_RETENTION,
     LIST_STREAMS_REASON,
     MAX_BATCHING_WINDOW,
     MAX_RECORD_AGE,
     RETRY_ATTEMPTS,
+    on_failure_queue,
 )
 from infra.settings import Settings
 from orders_core.integration.events import PUBLISHED_AGGREGATES, SOURCE
@@ -75,19 +74,7 @@ class IntegrationEvents(Construct):
             retention=ARCHIVE_RETENTION,
         )
         # The stream positions (shard, sequence range) the mapping gave up on: 24 h old records.
-        self.dead_letters = sqs.Queue(
-            self,
-            "OnFailure",
-            encryption=sqs.QueueEncryption.SQS_MANAGED,
-            enforce_ssl=True,
-            retention_period=DLQ_RETENTION,
-        )
-        acknowledge(
-            self.dead_letters,
-            "AwsSolutions-SQS3",
-            "This queue is itself the dead-letter (on-failure) destination of the integration "
-            "publisher's stream event source mapping; nothing consumes it automatically, so it has no DLQ.",
-        )
+        self.dead_letters = on_failure_queue(self, "the integration publisher's")
         self.handler = PythonFunction(
             self,
             "Publisher",

@@ -24,6 +24,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -44,64 +45,85 @@ DEPS_LAYER_DIR = ROOT / "build" / "layers" / "deps"
 DEPS_STAMP = ROOT / "build" / "layers" / "deps.json"
 
 
-def requirements() -> list[str]:
-    """The layer's requirements, pinned to the versions this virtualenv runs."""
-    pinned = []
-    for name in DEPS_DISTRIBUTIONS:
-        try:
-            pinned.append(f"{name}=={metadata.version(name)}")
-        except metadata.PackageNotFoundError:
-            pinned.append(name)
-    return pinned
+@dataclass(frozen=True)
+class LayerBuild:
+    """A layer of third-party wheels for Lambda's arm64 and Python version, pinned to this
+    virtualenv's versions, compiled by the runtime's interpreter, cached behind a stamp."""
 
+    name: str
+    distributions: tuple[str, ...]
+    platforms: tuple[str, ...]  # pip's --platform tags, most specific first
+    layer_dir: Path
+    stamp: Path
 
-def build_inputs() -> dict[str, Any]:
-    python = compiler()
-    return {
-        "python_version": PYTHON_VERSION,
-        "platform": PLATFORM,
-        "requirements": requirements(),
-        "bytecode": None if python is None else BYTECODE_TAG,
-    }
+    def requirements(self) -> list[str]:
+        """The layer's requirements, pinned to the versions this virtualenv runs."""
+        pinned = []
+        for name in self.distributions:
+            try:
+                pinned.append(f"{name}=={metadata.version(name)}")
+            except metadata.PackageNotFoundError:
+                pinned.append(name)
+        return pinned
 
-
-def is_current(layer_dir: Path = DEPS_LAYER_DIR, stamp: Path = DEPS_STAMP) -> bool:
-    if not (layer_dir / "python").is_dir() or not stamp.is_file():
-        return False
-    try:
-        return bool(json.loads(stamp.read_text()) == build_inputs())
-    except ValueError:
-        return False
-
-
-def pip_command(target: Path) -> list[str]:
-    return [
-        sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-        "--platform", PLATFORM, "--implementation", "cp", "--python-version", PYTHON_VERSION,
-        "--only-binary=:all:", "--no-compile", "--target", str(target / "python"),
-        *requirements(),
-    ]  # fmt: skip
-
-
-def build(*, force: bool = False, layer_dir: Path = DEPS_LAYER_DIR, stamp: Path = DEPS_STAMP) -> bool:
-    """Build the layer unless it is current. Returns whether it built."""
-    if not force and is_current(layer_dir, stamp):
-        return False
-    layer_dir.parent.mkdir(parents=True, exist_ok=True)
-    # Build beside the target and swap it in, so an interrupted build never leaves half a layer.
-    with tempfile.TemporaryDirectory(dir=layer_dir.parent, prefix=".deps-") as scratch:
-        fresh = Path(scratch) / "layer"
-        subprocess.run(pip_command(fresh), check=True)
-        # Console scripts are useless in a layer (and name the build machine's interpreter).
-        shutil.rmtree(fresh / "python" / "bin", ignore_errors=True)
+    def build_inputs(self) -> dict[str, Any]:
         python = compiler()
-        if python is not None:
-            compile_tree(fresh / "python", python)
-        if layer_dir.exists():
-            shutil.rmtree(layer_dir)
-        fresh.rename(layer_dir)
-    stamp.write_text(json.dumps(build_inputs(), indent=2) + "\n")
-    return True
+        return {
+            "python_version": PYTHON_VERSION,
+            "platforms": list(self.platforms),
+            "requirements": self.requirements(),
+            "bytecode": None if python is None else BYTECODE_TAG,
+        }
+
+    def is_current(self, layer_dir: Path | None = None, stamp: Path | None = None) -> bool:
+        layer_dir, stamp = layer_dir or self.layer_dir, stamp or self.stamp
+        if not (layer_dir / "python").is_dir() or not stamp.is_file():
+            return False
+        try:
+            return bool(json.loads(stamp.read_text()) == self.build_inputs())
+        except ValueError:
+            return False
+
+    def pip_command(self, target: Path) -> list[str]:
+        platforms = [argument for platform in self.platforms for argument in ("--platform", platform)]
+        return [
+            sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+            *platforms, "--implementation", "cp", "--python-version", PYTHON_VERSION,
+            "--only-binary=:all:", "--no-compile", "--target", str(target / "python"),
+            *self.requirements(),
+        ]  # fmt: skip
+
+    def build(self, *, force: bool = False, layer_dir: Path | None = None, stamp: Path | None = None) -> bool:
+        """Build the layer unless it is current. Returns whether it built."""
+        layer_dir, stamp = layer_dir or self.layer_dir, stamp or self.stamp
+        if not force and self.is_current(layer_dir, stamp):
+            return False
+        layer_dir.parent.mkdir(parents=True, exist_ok=True)
+        # Build beside the target and swap it in, so an interrupted build never leaves half a layer.
+        with (
+            bytecode.build_lock(f"{self.name}-layer"),
+            tempfile.TemporaryDirectory(dir=layer_dir.parent, prefix=f".{self.name}-") as scratch,
+        ):
+            fresh = Path(scratch) / "layer"
+            subprocess.run(self.pip_command(fresh), check=True)
+            # Console scripts are useless in a layer (and name the build machine's interpreter).
+            shutil.rmtree(fresh / "python" / "bin", ignore_errors=True)
+            python = compiler()
+            if python is not None:
+                compile_tree(fresh / "python", python)
+            if layer_dir.exists():
+                shutil.rmtree(layer_dir)
+            fresh.rename(layer_dir)
+            stamp.write_text(json.dumps(self.build_inputs(), indent=2) + "\n")
+        return True
+
+
+DEPS = LayerBuild("deps", DEPS_DISTRIBUTIONS, (PLATFORM,), DEPS_LAYER_DIR, DEPS_STAMP)
+requirements = DEPS.requirements
+build_inputs = DEPS.build_inputs
+is_current = DEPS.is_current
+pip_command = DEPS.pip_command
+build = DEPS.build
 
 
 def main(argv: list[str] | None = None) -> int:

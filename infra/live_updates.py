@@ -29,7 +29,6 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_event_sources as sources
 from aws_cdk import aws_logs as logs
-from aws_cdk import aws_sqs as sqs
 from aws_cdk.aws_apigatewayv2_authorizers import WebSocketLambdaAuthorizer
 from aws_cdk.aws_apigatewayv2_integrations import WebSocketLambdaIntegration
 from constructs import Construct
@@ -40,7 +39,7 @@ from infra.dynamodb import grant, table_from_spec
 from infra.lambda_function import ARCHITECTURE, RUNTIME, PythonFunction
 from infra.layers import Layers
 from infra.nag import XRAY_REASON, acknowledge
-from infra.projections import DLQ_RETENTION, LIST_STREAMS_REASON
+from infra.projections import LIST_STREAMS_REASON, on_failure_queue
 from infra.settings import Settings
 from orders_core.projections.customer_orders import VIEW
 from orders_core.projections.deltas import SHARD_SK
@@ -213,19 +212,7 @@ class LiveUpdates(Construct):
         )
 
         # -- the notifier ---------------------------------------------------------------------------
-        self.dead_letters = sqs.Queue(
-            self,
-            "OnFailure",
-            encryption=sqs.QueueEncryption.SQS_MANAGED,
-            enforce_ssl=True,
-            retention_period=DLQ_RETENTION,
-        )
-        acknowledge(
-            self.dead_letters,
-            "AwsSolutions-SQS3",
-            "This queue is itself the on-failure destination of the live notifier's stream mappings; "
-            "nothing consumes it automatically, so it has no DLQ.",
-        )
+        self.dead_letters = on_failure_queue(self, "the live notifier's")
         followed = {CUSTOMER_ORDERS: VIEW, INVENTORY: SHARD_SK}
         self.notifier_handler = PythonFunction(
             self,

@@ -146,24 +146,45 @@ class Monitoring(Construct):
 
     # -- alarms ------------------------------------------------------------------------------------
 
-    def _alarm_on_projector(self, projector: lambda_.IFunction, dead_letters: sqs.IQueue) -> None:
+    def _alarm_on_stream_reader(
+        self,
+        function: lambda_.IFunction,
+        dead_letters: sqs.IQueue,
+        *,
+        iterator_age_id: str,
+        dead_letters_id: str,
+        behind: str,
+        gave_up: str,
+    ) -> None:
+        """A stream reader's two alarms: too far behind its stream (``behind`` completes "more than
+        N minutes behind ..."), and records it gave up on in its on-failure queue."""
         minutes = self._thresholds.iterator_age_minutes
         self._alarm(
-            "ProjectorIteratorAge",
-            _iterator_age(projector),
+            iterator_age_id,
+            _iterator_age(function),
             threshold=Duration.minutes(minutes).to_milliseconds(),
             evaluation_periods=3,
             comparison=cw.ComparisonOperator.GREATER_THAN_THRESHOLD,
-            problem=f"the projector is more than {minutes} minutes behind the events stream "
-            "(every read model waits: a store out of reach, or the function failing)",
+            problem=behind.format(minutes=minutes),
         )
         self._alarm(
-            "DeadLetters",
+            dead_letters_id,
             dead_letters.metric_approximate_number_of_messages_visible(
                 statistic="Maximum", period=ONE_MINUTE
             ),
             threshold=self._thresholds.dead_letters,
-            problem="the projector gave up on stream records (see the on-failure queue)",
+            problem=gave_up,
+        )
+
+    def _alarm_on_projector(self, projector: lambda_.IFunction, dead_letters: sqs.IQueue) -> None:
+        self._alarm_on_stream_reader(
+            projector,
+            dead_letters,
+            iterator_age_id="ProjectorIteratorAge",
+            dead_letters_id="DeadLetters",
+            behind="the projector is more than {minutes} minutes behind the events stream "
+            "(every read model waits: a store out of reach, or the function failing)",
+            gave_up="the projector gave up on stream records (see the on-failure queue)",
         )
         self._alarm(
             "ProjectionFailures",
@@ -177,24 +198,15 @@ class Monitoring(Construct):
         )
 
     def _alarm_on_publisher(self, publisher: lambda_.IFunction, dead_letters: sqs.IQueue) -> None:
-        minutes = self._thresholds.iterator_age_minutes
-        self._alarm(
-            "PublisherIteratorAge",
-            _iterator_age(publisher),
-            threshold=Duration.minutes(minutes).to_milliseconds(),
-            evaluation_periods=3,
-            comparison=cw.ComparisonOperator.GREATER_THAN_THRESHOLD,
-            problem=f"the integration publisher is more than {minutes} minutes behind the events stream "
+        self._alarm_on_stream_reader(
+            publisher,
+            dead_letters,
+            iterator_age_id="PublisherIteratorAge",
+            dead_letters_id="PublisherDeadLetters",
+            behind="the integration publisher is more than {minutes} minutes behind the events stream "
             "(the event bus refusing entries, or a record it cannot publish: see its log for "
             "'records not published')",
-        )
-        self._alarm(
-            "PublisherDeadLetters",
-            dead_letters.metric_approximate_number_of_messages_visible(
-                statistic="Maximum", period=ONE_MINUTE
-            ),
-            threshold=self._thresholds.dead_letters,
-            problem="the integration publisher gave up on stream records (24 h old): their events were "
+            gave_up="the integration publisher gave up on stream records (24 h old): their events were "
             "never published. The queue holds the shard and sequence range; publish them again from "
             "the events table",
         )
@@ -207,23 +219,14 @@ class Monitoring(Construct):
         )
 
     def _alarm_on_notifier(self, notifier: lambda_.IFunction, dead_letters: sqs.IQueue) -> None:
-        minutes = self._thresholds.iterator_age_minutes
-        self._alarm(
-            "NotifierIteratorAge",
-            _iterator_age(notifier),
-            threshold=Duration.minutes(minutes).to_milliseconds(),
-            evaluation_periods=3,
-            comparison=cw.ComparisonOperator.GREATER_THAN_THRESHOLD,
-            problem=f"live updates are more than {minutes} minutes behind the order view's or inventory's "
+        self._alarm_on_stream_reader(
+            notifier,
+            dead_letters,
+            iterator_age_id="NotifierIteratorAge",
+            dead_letters_id="NotifierDeadLetters",
+            behind="live updates are more than {minutes} minutes behind the order view's or inventory's "
             "stream: clients hear late (see the live notifier's log)",
-        )
-        self._alarm(
-            "NotifierDeadLetters",
-            dead_letters.metric_approximate_number_of_messages_visible(
-                statistic="Maximum", period=ONE_MINUTE
-            ),
-            threshold=self._thresholds.dead_letters,
-            problem="the live notifier gave up on read-model stream records (an hour old): those changes "
+            gave_up="the live notifier gave up on read-model stream records (an hour old): those changes "
             "were never pushed; clients recover with GET. The queue holds the shard and sequence range",
         )
 

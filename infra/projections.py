@@ -51,6 +51,27 @@ MAX_BATCHING_WINDOW = Duration.seconds(1)
 RETRY_ATTEMPTS = -1  # infinite: until MAX_RECORD_AGE
 MAX_RECORD_AGE = Duration.hours(24)
 DLQ_RETENTION = Duration.days(14)
+
+
+def on_failure_queue(scope: Construct, reader: str) -> sqs.Queue:
+    """Where a stream event source mapping sends what it gives up on: the shard and sequence range
+    to replay, not the records themselves. ``reader``: whose mappings, for the acknowledgment."""
+    queue = sqs.Queue(
+        scope,
+        "OnFailure",
+        encryption=sqs.QueueEncryption.SQS_MANAGED,
+        enforce_ssl=True,
+        retention_period=DLQ_RETENTION,
+    )
+    acknowledge(
+        queue,
+        "AwsSolutions-SQS3",
+        f"This queue is itself the on-failure destination of {reader} stream event source mapping(s); "
+        "nothing consumes it automatically, so it has no DLQ.",
+    )
+    return queue
+
+
 TIMEOUT = Duration.seconds(60)
 
 LIST_STREAMS_REASON = (
@@ -106,19 +127,7 @@ class Projections(Construct):
         }
         # Where the event source mapping sends what it gives up on (records older than
         # MAX_RECORD_AGE): the shard and sequence range to replay, not the records themselves.
-        self.dead_letters = sqs.Queue(
-            self,
-            "OnFailure",
-            encryption=sqs.QueueEncryption.SQS_MANAGED,
-            enforce_ssl=True,
-            retention_period=DLQ_RETENTION,
-        )
-        acknowledge(
-            self.dead_letters,
-            "AwsSolutions-SQS3",
-            "This queue is itself the dead-letter (on-failure) destination of the projector's "
-            "stream event source mapping; nothing consumes it automatically, so it has no DLQ.",
-        )
+        self.dead_letters = on_failure_queue(self, "the projector's")
         environment = {
             EVENTS.env_var: events.table_name,
             PROJECTIONS_CONTROL.env_var: control.table_name,

@@ -43,7 +43,8 @@ def _runtime_requirements() -> list[str]:
     return [f"{name}=={metadata.version(name)}" for name in RUNTIME_DISTRIBUTIONS]
 
 
-def _install(python: Path, requirements: list[str], target: Path) -> None:
+def install_for_this_machine(python: Path, requirements: list[str], target: Path) -> None:
+    """Wheels for this machine and ``python``, compiled as the layers are."""
     subprocess.run(
         [
             str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
@@ -74,9 +75,9 @@ def _build(python: Path, inputs: dict[str, Any], home: Path) -> None:
     TWIN_DIR.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=TWIN_DIR, prefix=".twin-") as scratch:
         fresh = Path(scratch) / "twin"
-        _install(python, inputs["deps"], fresh / "deps")
+        install_for_this_machine(python, inputs["deps"], fresh / "deps")
         # Same versions as the virtualenv's; the runtime's exact boto3 differs by region and date.
-        _install(python, inputs["runtime"], fresh / "runtime")
+        install_for_this_machine(python, inputs["runtime"], fresh / "runtime")
         (fresh / "inputs.json").write_text(json.dumps(inputs, indent=2) + "\n")
         if home.exists():
             shutil.rmtree(home)

@@ -10,8 +10,6 @@ the two documents cannot describe one event two ways.
 
 from __future__ import annotations
 
-import argparse
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, get_args
@@ -19,6 +17,7 @@ from typing import Any, get_args
 import yaml  # type: ignore[import-untyped]  # PyYAML, which moto[server] brings
 
 from orders_core.domain.orders import PRODUCT_ID, OrderStatus
+from orders_core.event_catalog import document_main
 from orders_core.integration.events import PUBLISHED_AGGREGATES, SOURCE
 from orders_core.integration.schemas import file_name
 from orders_core.integration.schemas import render as event_schema_files
@@ -301,21 +300,9 @@ def served_documents() -> dict[str, tuple[str, bytes]]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Write (or check) the AsyncAPI document.")
-    parser.add_argument("path", nargs="?", type=Path, default=DEFAULT_PATH)
-    parser.add_argument("--check", action="store_true", help="exit 1 if the file is not up to date")
-    args = parser.parse_args(argv)
-    text = render()
-    if args.check:
-        current = args.path.read_text(encoding="utf-8") if args.path.exists() else ""
-        if current != text:
-            print(f"{args.path} is stale: run `python -m orders_local.asyncapi {args.path}`", file=sys.stderr)
-            return 1
-        return 0
-    args.path.parent.mkdir(parents=True, exist_ok=True)
-    args.path.write_text(text, encoding="utf-8")
-    print(f"wrote {args.path}")
-    return 0
+    return document_main(
+        argv, what="the AsyncAPI document", default_path=DEFAULT_PATH, render=render, remedy="make asyncapi"
+    )
 
 
 if __name__ == "__main__":

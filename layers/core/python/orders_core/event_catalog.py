@@ -11,7 +11,7 @@ import argparse
 import json
 import sys
 import types
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal, Union, get_args, get_origin
@@ -123,22 +123,37 @@ def render(aggregates: Sequence[AggregateType[Any, Any]] = AGGREGATES) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Write (or check) the event catalog.")
-    parser.add_argument("path", nargs="?", type=Path, default=DEFAULT_PATH)
+def document_main(
+    argv: Sequence[str] | None,
+    *,
+    what: str,
+    default_path: Path,
+    render: Callable[[], str],
+    remedy: str,
+) -> int:
+    """The command line of a document generated from the code: write it, or with ``--check`` exit 1
+    when the file differs from what the code generates now (how CI catches drift)."""
+    parser = argparse.ArgumentParser(description=f"Write (or check) {what}.")
+    parser.add_argument("path", nargs="?", type=Path, default=default_path)
     parser.add_argument("--check", action="store_true", help="exit 1 if the file is not up to date")
     args = parser.parse_args(argv)
     text = render()
     if args.check:
         current = args.path.read_text(encoding="utf-8") if args.path.exists() else ""
         if current != text:
-            print(f"{args.path} is stale: run `make catalog`", file=sys.stderr)
+            print(f"{args.path} is stale: run `{remedy}`", file=sys.stderr)
             return 1
         return 0
     args.path.parent.mkdir(parents=True, exist_ok=True)
     args.path.write_text(text, encoding="utf-8")
     print(f"wrote {args.path}")
     return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return document_main(
+        argv, what="the event catalog", default_path=DEFAULT_PATH, render=render, remedy="make catalog"
+    )
 
 
 if __name__ == "__main__":
