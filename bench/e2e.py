@@ -144,9 +144,9 @@ def stop_server(server: Server) -> int:
         return server.process.wait()
 
 
-def _cpu_seconds(pid: int) -> float | None:
-    """User + system CPU seconds of the process and of every live process under it (its
-    instances are its grandchildren); None without /proc or once the process is gone."""
+def _cpu_split(pid: int) -> tuple[float, float] | None:
+    """User + system CPU seconds of the process alone, and of it with every live process under it
+    (its instances are its grandchildren); None without /proc or once the process is gone."""
     stats: dict[int, tuple[int, float]] = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -163,7 +163,40 @@ def _cpu_seconds(pid: int) -> float | None:
     while frontier:
         frontier = {child for child, (parent, _) in stats.items() if parent in frontier} - tree
         tree |= frontier
-    return sum(stats[member][1] for member in tree)
+    return stats[pid][1], sum(stats[member][1] for member in tree)
+
+
+def _cpu_seconds(pid: int) -> float | None:
+    split = _cpu_split(pid)
+    return None if split is None else split[1]
+
+
+@dataclass(frozen=True)
+class CpuMark:
+    """CPU seconds so far: the server's main process (moto's), the server with everything under
+    it, and this process (the clients: HTTP for commands, boto3 for raw puts)."""
+
+    moto: float
+    server: float
+    clients: float
+
+    @classmethod
+    def now(cls, pid: int) -> CpuMark | None:
+        split = _cpu_split(pid)
+        return None if split is None else cls(split[0], split[1], time.process_time())
+
+
+def cpu_per_request(before: CpuMark | None, after: CpuMark | None, requests: int) -> dict[str, float] | None:
+    """Milliseconds of CPU per request between two marks: moto's process alone, and everything
+    (the server's processes and the clients)."""
+    if before is None or after is None:
+        return None
+    return {
+        "moto_ms": round(1000 * (after.moto - before.moto) / requests, 2),
+        "total_ms": round(
+            1000 * (after.server - before.server + after.clients - before.clients) / requests, 2
+        ),
+    }
 
 
 def wait_until_idle(pid: int, timeout: float) -> float:
@@ -415,18 +448,27 @@ def measure_server(
     waited = 0.0
     for clients in clients_levels:
         waited += wait_until_idle(server.process.pid, idle_timeout)
+        # From a phase's start until the server is idle again: the stream readers' catch-up after
+        # the last command is part of what the commands cost.
+        start = CpuMark.now(server.process.pid)
         ours = commands_per_second(server, clients, total)
         placed += ours.pop("orders_placed")
         waited += wait_until_idle(server.process.pid, idle_timeout)
+        between = CpuMark.now(server.process.pid)
         raw = raw_puts_per_second(server.endpoint, raw_table, clients, total)
-        levels.append(
-            {
-                "clients": clients,
-                "ours": ours,
-                "raw_puts": raw,
-                "ratio": round(ours["per_second"] / raw["per_second"], 3),
-            }
-        )
+        waited += wait_until_idle(server.process.pid, idle_timeout)
+        end = CpuMark.now(server.process.pid)
+        level: dict[str, Any] = {
+            "clients": clients,
+            "ours": ours,
+            "raw_puts": raw,
+            "ratio": round(ours["per_second"] / raw["per_second"], 3),
+        }
+        cpu_ours = cpu_per_request(start, between, ours["requests"])
+        cpu_raw = cpu_per_request(between, end, raw["requests"])
+        if cpu_ours is not None and cpu_raw is not None:
+            level["cpu"] = {"ours": cpu_ours, "raw_puts": cpu_raw}
+        levels.append(level)
     result: dict[str, Any] = {"levels": levels}
     if idle is not None:
         result["idle_cpu"] = idle
@@ -448,6 +490,7 @@ def run(small: bool) -> dict[str, Any]:
         "command_mix": "half new orders (POST /orders), half items added to the client's last order",
         # Instances per function of both servers: `orders serve`'s default on this machine.
         "workers": default_workers(),
+        "cores": os.cpu_count() or 1,
         "poller": {
             "poll_interval_ms": SETTINGS.poll_interval_seconds * 1000,
             "idle_poll_max_ms": SETTINGS.idle_poll_max_seconds * 1000,

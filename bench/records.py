@@ -484,6 +484,18 @@ class Throughput:
 
 
 @dataclass(frozen=True)
+class CpuPerRequest:
+    """CPU per command (or per raw put), from a phase's start until the server was idle again."""
+
+    moto_ms: float  # the server's main process, where moto serves every AWS request
+    total_ms: float  # every process of the server, and the clients
+
+    @classmethod
+    def from_json(cls, data: Json) -> CpuPerRequest:
+        return cls(moto_ms=data["moto_ms"], total_ms=data["total_ms"])
+
+
+@dataclass(frozen=True)
 class LoadLevel:
     """N clients on the local server, and raw conditional puts from as many threads beside it."""
 
@@ -491,15 +503,27 @@ class LoadLevel:
     ours: Throughput
     raw_puts: Throughput
     ratio: float  # ours ÷ raw puts
+    cpu_ours: CpuPerRequest | None = None  # None in older runs
+    cpu_raw_puts: CpuPerRequest | None = None
 
     @classmethod
     def from_json(cls, data: Json) -> LoadLevel:
+        cpu = data.get("cpu")
         return cls(
             clients=data["clients"],
             ours=Throughput.from_json(data["ours"]),
             raw_puts=Throughput.from_json(data["raw_puts"]),
             ratio=data["ratio"],
+            cpu_ours=CpuPerRequest.from_json(cpu["ours"]) if cpu else None,
+            cpu_raw_puts=CpuPerRequest.from_json(cpu["raw_puts"]) if cpu else None,
         )
+
+    def sustained_ceiling(self, cores: int) -> float | None:
+        """Commands/s the run's costs allow once the readers keep up: moto's process has one core
+        (one GIL), everything together has the machine's cores; the first to run out sets the pace."""
+        if self.cpu_ours is None or not self.cpu_ours.moto_ms or not self.cpu_ours.total_ms:
+            return None
+        return min(1000 / self.cpu_ours.moto_ms, 1000 * cores / self.cpu_ours.total_ms)
 
 
 @dataclass(frozen=True)
@@ -587,6 +611,7 @@ class EndToEnd:
     lag: ProjectionLag
     idle_cpu: Mapping[str, IdleCpu]  # "with_projections" and "command_path"; empty in older runs
     poller: PollerTiming | None  # None in older runs
+    cores: int | None = None  # of the machine that ran it; None in older runs
 
     @classmethod
     def from_json(cls, data: Json) -> EndToEnd:
@@ -602,6 +627,7 @@ class EndToEnd:
                 if "idle_cpu" in data[key]
             },
             poller=PollerTiming.from_json(poller) if poller else None,
+            cores=data.get("cores"),
         )
 
 

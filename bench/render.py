@@ -1200,7 +1200,8 @@ def e2e_section(results: BenchResults) -> str:
         "Ratio",
     ]
     projector = (
-        "runs the projector's one stream poller (every read model) in a process of its own"
+        "runs the projector's one stream poller (every read model) in a process of its own, and the "
+        "live notifier and the integration publisher in another"
         if e2e.poller is not None
         else "runs a stream poller per read model in the server's process"
     )
@@ -1217,9 +1218,59 @@ def e2e_section(results: BenchResults) -> str:
         f"`orders serve` at ≥ {LOCAL_RATIO_TARGET:g}× raw puts/s at every client count.\n\n"
         + table(header, rows)
         + "\n\n"
+        + _cpu_text(e2e)
         + _idle_text(e2e)
         + _lag_text(e2e, e2e.lag)
     )
+
+
+def _cpu_text(e2e: EndToEnd) -> str:
+    if e2e.cores is None:
+        return ""
+    runs = (("Command path", e2e.command_path), ("`orders serve`", e2e.with_projections))
+    rows = [
+        _cpu_cells(name, level, e2e.cores) for name, run in runs for level in run.levels if level.cpu_ours
+    ]
+    if not rows:
+        return ""
+    header = [
+        "Server",
+        "Clients",
+        "CPU ms per command: moto / all",
+        "Per raw put: moto / all",
+        "Sustained commands/s allowed",
+        "Ratio allowed",
+        "Measured ratio",
+    ]
+    return (
+        "**Where the CPU goes** (the same phases; CPU from a phase's start until the server is idle "
+        "again, so the stream readers' catch-up counts, per command or per raw put; moto is the "
+        'server\'s main process, which serves every AWS request of the run under one GIL; "all" adds '
+        "every other process of the server and the clients). A command costs its own conditional put, "
+        "the gateway's and its instance's work, and, with the read models running, what every stream "
+        "reader does for it, in moto and in its own process: the view's write, the summaries' "
+        "transactions, the published events, the stream reads. Sustained, with the readers keeping "
+        f"up, moto's process can give a command at most one core and all processes together the "
+        f"machine's {e2e.cores}: the smaller of 1,000 ÷ moto's ms and {e2e.cores},000 ÷ all ms is the "
+        "most commands a second these costs allow, whatever runs in parallel; over the raw puts/s "
+        "measured, the most the ratio can be. A burst can measure above it, as the readers fall "
+        "behind during it and catch up after.\n\n" + table(header, rows) + "\n\n"
+    )
+
+
+def _cpu_cells(server: str, level: LoadLevel, cores: int) -> Row:
+    assert level.cpu_ours is not None
+    ceiling = level.sustained_ceiling(cores)
+    raw = level.cpu_raw_puts
+    return [
+        server,
+        str(level.clients),
+        f"{level.cpu_ours.moto_ms:.1f} / {level.cpu_ours.total_ms:.1f}",
+        f"{raw.moto_ms:.1f} / {raw.total_ms:.1f}" if raw is not None else "",
+        number(ceiling) if ceiling is not None else "",
+        f"{ceiling / level.raw_puts.per_second:.2f}" if ceiling is not None else "",
+        f"{level.ratio:.2f}",
+    ]
 
 
 def _idle_text(e2e: EndToEnd) -> str:

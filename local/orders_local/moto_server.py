@@ -3,9 +3,12 @@ transactions cheap)."""
 
 from __future__ import annotations
 
+import base64
 import copy
+import datetime
 import errno
 import functools
+import json
 import logging
 import socket
 import threading
@@ -136,6 +139,67 @@ def install_light_queue_sends() -> None:
 
 
 _sending = threading.local()
+
+
+def install_light_stream_reads() -> None:
+    """Answer DynamoDB Streams' GetRecords without moto's generic response serializer; calling it
+    again changes nothing.
+
+    moto's stream records are already in the wire format (``{"S": ...}`` attribute values, the
+    keys DynamoDB Streams sends), but its serializer walks each against the service model: about
+    0.7 ms of the moto process per record, which every DynamoDB request waits behind. A record is
+    plain JSON but for its creation time (epoch seconds on the wire) and binary values (base64).
+    """
+    from moto.dynamodbstreams.responses import DynamoDBStreamsHandler
+
+    with _INSTALL_LOCK:
+        if getattr(DynamoDBStreamsHandler.get_records, _CACHED_MARKER, False):
+            return
+
+        def get_records(self: DynamoDBStreamsHandler) -> str:
+            limit = self._get_param("Limit")
+            result = self.backend.get_records(
+                self._get_param("ShardIterator"), 1000 if limit is None else limit
+            )
+            return json.dumps(result, default=_wire_value)
+
+        setattr(get_records, _CACHED_MARKER, True)
+        DynamoDBStreamsHandler.get_records = get_records  # type: ignore[method-assign,assignment]
+
+
+def _wire_value(value: object) -> float | str:
+    """What the JSON protocol sends for the two non-JSON values a record holds."""
+    if isinstance(value, datetime.datetime):
+        # moto keeps naive UTC times; the protocol sends epoch seconds.
+        aware = value if value.tzinfo else value.replace(tzinfo=datetime.UTC)
+        return aware.timestamp()
+    if isinstance(value, bytes):  # a binary attribute (B, BS): base64 on the wire
+        return base64.b64encode(value).decode("ascii")
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def install_cached_service_lookup() -> None:
+    """Let moto find a request's service without listing its own package directory; calling it
+    again changes nothing.
+
+    For every request moto's dispatcher asks whether the host names one of its modules, and the
+    answer is built by listing moto's package directory and stat-ing each of its ~250 entries,
+    under the dispatcher's one lock. Each of those system calls lets another thread take the GIL,
+    so under concurrent clients the lock's holder waits behind every other request: the lock,
+    not the work, set the pace. The directory does not change while the server runs.
+    """
+    from moto import backends
+
+    with _INSTALL_LOCK:
+        if getattr(backends.list_of_moto_modules, _CACHED_MARKER, False):
+            return
+        modules = tuple(backends.list_of_moto_modules())
+
+        def list_of_moto_modules() -> tuple[str, ...]:
+            return modules
+
+        setattr(list_of_moto_modules, _CACHED_MARKER, True)
+        backends.list_of_moto_modules = list_of_moto_modules
 
 
 def install_light_transactions() -> None:

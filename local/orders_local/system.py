@@ -29,8 +29,10 @@ from orders_local.live_server import LiveServer
 from orders_local.moto_queries import install_partition_queries
 from orders_local.moto_server import (
     install_cached_event_paths,
+    install_cached_service_lookup,
     install_dynamodb_write_lock,
     install_light_queue_sends,
+    install_light_stream_reads,
     start_moto,
 )
 from orders_local.projection_workers import ProjectionWorkers
@@ -402,6 +404,8 @@ class LocalSystem:
             install_dynamodb_write_lock()
             install_cached_event_paths()
             install_light_queue_sends()
+            install_light_stream_reads()
+            install_cached_service_lookup()
             # An instance meeting an aggregate for the first time reads it with a Query: one
             # partition's worth of work, not a sort of the whole table (moto_queries).
             install_partition_queries()

@@ -5,6 +5,7 @@ complete page. Counts and structure only; no timing is asserted."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -214,6 +215,11 @@ def test_end_to_end_and_rebuild_produce_figures(small_run: tuple[dict[str, Any],
         for level in e[key]["levels"]:
             assert level["ours"]["per_second"] > 0 and level["raw_puts"]["per_second"] > 0
             assert level["ratio"] > 0
+            # CPU per request: moto's process is part of "all", and a command costs moto at least
+            # its own conditional put's parsing and storing.
+            for cost in (level["cpu"]["ours"], level["cpu"]["raw_puts"]):
+                assert 0 < cost["moto_ms"] < cost["total_ms"]
+    assert e["cores"] == (os.cpu_count() or 1)
     assert 0 < e["lag"]["p50_ms"] <= e["lag"]["p99_ms"]
     assert e["lag"]["target_p99_ms"] == 500
     assert e["lag"]["orders_placed_before"] > 0  # the day the summaries re-read is not empty
@@ -254,6 +260,7 @@ def test_the_page_shows_every_section_and_names_the_two_largest_gaps(
         "## 4. Cold start",
         "## 5. Local end-to-end",
         "**Idle CPU**",
+        "**Where the CPU goes**",
         "Target p99 ≤ 500 ms",
         "**Against the limit**",
         "**Flat: the target is met.**",

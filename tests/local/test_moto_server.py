@@ -170,3 +170,62 @@ def test_cached_event_paths_still_deliver_each_event_to_its_rule_targets(endpoin
     events.put_events(Entries=[{"Source": "orders", "DetailType": "T", "Detail": d} for d in details])
     received = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10)["Messages"]
     assert sorted(json.loads(m["Body"])["detail"]["n"] for m in received) == [0, 1, 2]
+
+
+def test_light_stream_reads_answer_what_dynamodb_streams_sends(endpoint_url: str) -> None:
+    moto_server.install_light_stream_reads()
+    moto_server.install_light_stream_reads()
+    dynamodb, streams = _client("dynamodb", endpoint_url), _client("dynamodbstreams", endpoint_url)
+    description = dynamodb.create_table(
+        TableName="light-stream",
+        BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+        StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
+    )["TableDescription"]
+    stream = description["LatestStreamArn"]
+    shard = streams.describe_stream(StreamArn=stream)["StreamDescription"]["Shards"][0]["ShardId"]
+    iterator = streams.get_shard_iterator(StreamArn=stream, ShardId=shard, ShardIteratorType="TRIM_HORIZON")[
+        "ShardIterator"
+    ]
+    first: dict[str, Any] = {
+        "pk": {"S": "a"},
+        "amount": {"N": "12.50"},
+        "blob": {"B": b"\x00\xffbytes"},
+        "nested": {"M": {"list": {"L": [{"S": "x"}, {"N": "1"}, {"BOOL": True}, {"NULL": True}]}}},
+        "tags": {"SS": ["red", "blue"]},
+    }
+    second = {**first, "amount": {"N": "13"}}
+    before = time.time()
+    dynamodb.put_item(TableName="light-stream", Item=first)
+    dynamodb.put_item(TableName="light-stream", Item=second)
+    dynamodb.delete_item(TableName="light-stream", Key={"pk": {"S": "a"}})
+
+    answer = streams.get_records(ShardIterator=iterator, Limit=2)
+    records = answer["Records"]
+    following = streams.get_records(ShardIterator=answer["NextShardIterator"])
+    rest = following["Records"]
+    assert [r["eventName"] for r in records + rest] == ["INSERT", "MODIFY", "REMOVE"]
+    insert, modify, remove = (r["dynamodb"] for r in records + rest)
+    assert insert["NewImage"]["blob"] == {"B": b"\x00\xffbytes"}  # base64 on the wire, bytes to boto3
+    assert insert["NewImage"]["nested"] == first["nested"]
+    assert sorted(insert["NewImage"]["tags"]["SS"]) == ["blue", "red"]
+    assert "OldImage" not in insert
+    assert (modify["OldImage"]["amount"], modify["NewImage"]["amount"]) == ({"N": "12.50"}, {"N": "13"})
+    assert remove["Keys"] == {"pk": {"S": "a"}} and "NewImage" not in remove
+    sequence = [int(r["dynamodb"]["SequenceNumber"]) for r in records + rest]
+    assert sequence == sorted(sequence) and len(set(sequence)) == 3
+    created = insert["ApproximateCreationDateTime"].timestamp()  # epoch seconds, parsed by botocore
+    assert before - 5 <= created <= time.time() + 5
+    assert streams.get_records(ShardIterator=following["NextShardIterator"])["Records"] == []
+
+
+def test_cached_service_lookup_still_finds_every_service(endpoint_url: str) -> None:
+    from moto import backends
+
+    moto_server.install_cached_service_lookup()
+    moto_server.install_cached_service_lookup()
+    assert "dynamodb" in backends.list_of_moto_modules()
+    assert "dynamodbstreams" in backends.list_of_moto_modules()
+    for service, call in (("sqs", "list_queues"), ("events", "list_event_buses"), ("s3", "list_buckets")):
+        assert getattr(_client(service, endpoint_url), call)()["ResponseMetadata"]["HTTPStatusCode"] == 200

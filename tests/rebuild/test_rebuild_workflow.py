@@ -364,6 +364,11 @@ def test_a_stopped_execution_is_abandoned_without_an_operator(
     # abandoned the run: the claim is released and readers never left generation 1
     assert execution_status(local_stack, run) == "ABORTED"
     assert run["status"] == "FAILED" and "ABORTED" in run["error"], run
+    # The watcher counts an event as delivered once the worker has returned, a moment after the
+    # worker has written the run
+    deadline = time.monotonic() + 10
+    while not local_stack.watcher.delivered and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert [(e["detail"]["name"], e["detail"]["status"]) for e in local_stack.watcher.delivered] == [
         (rebuild_id, "ABORTED")
     ]

@@ -3,7 +3,8 @@
 "Clear" means: application/problem+json whose `status` is the HTTP status and whose `detail` says
 what is wrong (naming the field where there is one), or, for what API Gateway itself answers
 (401, 404 of an unknown route, 413 over its body limit), its JSON `{"message"}`.
-"Writes nothing" is checked on the events table itself: its commit count before and after each request.
+"Writes nothing" is checked on the events table itself: its commit count before and after each request
+(rebuild markers left out: see `count_commits`; no case here starts a rebuild).
 """
 
 from __future__ import annotations
