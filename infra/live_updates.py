@@ -275,7 +275,7 @@ class LiveUpdates(Construct):
 
     @property
     def functions(self) -> dict[str, lambda_.IFunction]:
-        """By the name their alarms and graphs show (infra/monitoring.py)."""
+        """By the name their alarms and graphs show (infra/monitoring/)."""
         return {
             "live_authorizer": self.authorizer_handler.function,
             "live_api": self.routes_handler.function,

@@ -138,6 +138,7 @@ class OrdersStack(Stack):
             live_functions=self.live_updates.functions,
             live_notifier=self.live_updates.notifier,
             live_dead_letters=self.live_updates.dead_letters,
+            live_stage=self.live_updates.stage,
         )
 
         CfnOutput(self, "ApiUrl", value=self.http_api.url, description="Base URL of the HTTP API")

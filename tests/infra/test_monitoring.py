@@ -11,12 +11,12 @@ import pytest
 from aws_cdk import App
 
 from infra.application import build
-from infra.monitoring import TABLE_OPERATIONS, expected_worker_errors
+from infra.monitoring import TABLE_OPERATIONS, Concern, expected_worker_errors
 from infra.projections import registered_projections
 from infra.settings import DEVELOPMENT_STAGES
 from infra.workflow import definition, retry_attempts
 from orders_core.tables import READ_MODEL_TABLES
-from tests.infra.helpers import Synthesized
+from tests.infra.helpers import Synthesized, resource_text
 
 
 def _alarms(synthesized: Synthesized, metric_name: str) -> list[dict[str, Any]]:
@@ -183,11 +183,63 @@ def _graphed(widget: dict[str, Any]) -> list[tuple[str, str, dict[str, str]]]:
 
 
 def _dashboard_widgets(dashboard: dict[str, Any]) -> list[dict[str, Any]]:
-    """The dashboard body's widgets, references to resources shown as "<ref>"."""
+    """The dashboard body's widgets, references to resources shown as `<LogicalId>` (Ref) or
+    `<LogicalId.Attribute>` (Fn::GetAtt)."""
     separator, parts = dashboard["Properties"]["DashboardBody"]["Fn::Join"]
-    body = str(separator).join(part if isinstance(part, str) else "<ref>" for part in parts)
+    body = str(separator).join(resource_text(part) for part in parts)
     widgets: list[dict[str, Any]] = json.loads(body)["widgets"]
     return widgets
+
+
+def test_dashboard_shows_the_live_notifier(synthesized: Synthesized) -> None:
+    live = synthesized.stack.live_updates
+    notifier = {"FunctionName": f"<{synthesized.logical_id(live.notifier)}>"}
+    on_failure_queue = {"QueueName": f"<{synthesized.logical_id(live.dead_letters)}.QueueName>"}
+    websocket_stage = {"ApiId": f"<{synthesized.logical_id(live.api)}>", "Stage": live.stage.stage_name}
+    (dashboard,) = synthesized.of_type("AWS::CloudWatch::Dashboard").values()
+    widgets = {w["properties"].get("title"): w for w in _dashboard_widgets(dashboard)}
+    row = [
+        widgets["Live notifier iterator age (ms)"],
+        widgets["Live notifier invocations, errors, on-failure queue"],
+        widgets["Live updates WebSocket API: connects, messages, errors"],
+    ]
+    assert len({w["y"] for w in row}) == 1, "one row"
+    iterator_age, invocations, websocket = (_graphed(w) for w in row)
+    assert iterator_age == [("AWS/Lambda", "IteratorAge", notifier)]
+    assert sorted(invocations, key=str) == sorted(
+        [
+            ("AWS/Lambda", "Invocations", notifier),
+            ("AWS/Lambda", "Errors", notifier),
+            ("AWS/SQS", "ApproximateNumberOfMessagesVisible", on_failure_queue),
+        ],
+        key=str,
+    )
+    assert sorted(websocket) == sorted(
+        ("AWS/ApiGateway", metric, websocket_stage)
+        for metric in ("ConnectCount", "MessageCount", "ClientError", "ExecutionError")
+    )
+
+
+def test_every_alarm_belongs_to_exactly_one_concern(synthesized: Synthesized) -> None:
+    monitoring = synthesized.stack.monitoring
+    concerns = [c for c in monitoring.node.children if isinstance(c, Concern)]
+    assert {type(c).__name__ for c in concerns} == {
+        "ApiMonitoring",
+        "FunctionsMonitoring",
+        "ProjectorMonitoring",
+        "PublisherMonitoring",
+        "LiveNotifierMonitoring",
+        "RebuildsMonitoring",
+        "TablesMonitoring",
+    }
+    by_concern = [alarm for concern in concerns for alarm in concern.alarms]
+    assert len({id(alarm) for alarm in by_concern}) == len(by_concern), "an alarm in two concerns"
+    assert sorted(map(id, by_concern)) == sorted(map(id, monitoring.alarms))
+    for concern in concerns:
+        assert all(alarm.node.scope is concern for alarm in concern.alarms), type(concern).__name__
+    assert sorted(synthesized.logical_id(alarm) for alarm in by_concern) == sorted(
+        synthesized.of_type("AWS::CloudWatch::Alarm")
+    )
 
 
 def test_alarm_topic_is_optional_for_dev_only(synthesized: Synthesized, context: dict[str, Any]) -> None:
