@@ -1,4 +1,5 @@
-"""The ``orders`` command: run the service locally and mint tokens for it."""
+"""The ``orders`` command: run the service locally, mint tokens for it, operate it, and sign in to a
+deployed stack."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from types import FrameType
 
 from orders_core.api_routes import ROUTES
 from orders_core.projections.registry import NAMES
-from orders_local import events_cli, operator_cli
+from orders_local import events_cli, login, operator_cli
 from orders_local.live_server import DEFAULT_LIVE_PORT, LivePortInUse
 from orders_local.system import (
     DEFAULT_CORS_ORIGINS,
@@ -47,6 +48,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return operator_cli.run(args)
     if args.command == "events":
         return events_cli.run(args)
+    if args.command == "login":
+        return login.run(args)
     return _token(args)
 
 
@@ -307,6 +310,7 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     operator_cli.add_commands(commands)
     events_cli.add_commands(commands)
+    login.add_command(commands)
     return parser
 
 
