@@ -367,7 +367,7 @@ def tree_size(directory: Path, prefix: str) -> dict[str, int]:
 
 
 def measure_sizes(small: bool) -> dict[str, Any]:
-    from infra import bytecode, layers_build
+    from infra import auth_layer_build, bytecode, layers_build
 
     note = ""
     deps: dict[str, int] | None = None
@@ -383,17 +383,30 @@ def measure_sizes(small: bool) -> dict[str, Any]:
                 note = f"the dependencies layer could not be built ({error}): sizes without it"
     if layers_build.is_current():
         deps = tree_size(layers_build.DEPS_LAYER_DIR / "python", "python")
+    # The authorizer's own layer (PyJWT and cryptography) comes on top of the two every function has.
+    auth = (
+        tree_size(auth_layer_build.AUTH_LAYER_DIR / "python", "python")
+        if auth_layer_build.is_current()
+        else None
+    )
+    if auth is None:
+        note = "; ".join(filter(None, [note, "the authorizer's layer is not built: its size is left out"]))
     bytecode.stage_code()
     core = tree_size(bytecode.STAGED_CORE_LAYER / "python", "python")
     functions = {}
     for package in PACKAGES:
         code = tree_size(bytecode.STAGED_FUNCTIONS / package, package)
-        total_unzipped = code["unzipped"] + core["unzipped"] + (deps or {}).get("unzipped", 0)
-        total_zipped = code["zipped"] + core["zipped"] + (deps or {}).get("zipped", 0)
-        functions[package] = {"code": code, "total_unzipped": total_unzipped, "total_zipped": total_zipped}
+        own = (auth or {}) if package == AUTHORIZER else {}
+        parts = (code, core, deps or {}, own)
+        functions[package] = {
+            "code": code,
+            "total_unzipped": sum(part.get("unzipped", 0) for part in parts),
+            "total_zipped": sum(part.get("zipped", 0) for part in parts),
+        }
     return {
         "core_layer": core,
         "deps_layer": deps,
+        "auth_layer": auth,
         "deps_layer_distributions": layers_build.requirements(),
         "functions": functions,
         "lambda_unzipped_limit": LAMBDA_UNZIPPED_LIMIT,

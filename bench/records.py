@@ -406,10 +406,12 @@ class DeploymentSizes:
     deps_layer_distributions: tuple[str, ...]
     note: str  # why there is no dependencies layer
     lambda_unzipped_limit: int
+    auth_layer_unzipped: int | None = None  # the authorizer's own layer; None in older runs
 
     @classmethod
     def from_json(cls, data: Json) -> DeploymentSizes:
         deps_layer = data.get("deps_layer")
+        auth_layer = data.get("auth_layer")
         return cls(
             functions={name: FunctionSize.from_json(size) for name, size in data["functions"].items()},
             core_layer_unzipped=data["core_layer"]["unzipped"],
@@ -417,6 +419,7 @@ class DeploymentSizes:
             deps_layer_distributions=tuple(data.get("deps_layer_distributions", ())),
             note=data.get("note", ""),
             lambda_unzipped_limit=data["lambda_unzipped_limit"],
+            auth_layer_unzipped=auth_layer["unzipped"] if auth_layer else None,
         )
 
 

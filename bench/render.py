@@ -229,13 +229,15 @@ REMEDIES = {
         "after it: two requests instead of three, and short streams would pay no extra Query."
     ),
     "local_overhead": (
-        "Locally one process, moto's, serves every DynamoDB request under one interpreter lock, at about "
-        "2 ms of CPU each (most of it HTTP and moto's own parsing and serializing): a command costs its "
-        "put, a Query when it reaches an instance that has not met the order, and the read models' "
-        "GetRecords, order view puts and summary transactions; the gateway, the instances and the "
-        "projector have processes of their own (ADR 16). A cheaper moto request path (keep-alive, "
-        "no per-request thread, a lighter GetRecords serializer) or the read models' tables on a moto "
-        "of their own would close it. Only the local run pays this; it does not move the AWS bill."
+        "Locally one process, moto's, serves every AWS request of the run under one interpreter lock, "
+        "and everything shares two cores: a command costs its put, the gateway's and its instance's "
+        "work, a Query when it reaches an instance that has not met the order, and what every stream "
+        "reader does for it (the view's write, the summaries' transactions, the published events, the "
+        "stream reads), in moto and in processes of their own (ADR 16). Section 5 measures it: several "
+        "times a raw put's CPU, in moto and in all, which bounds the sustained ratio below the target "
+        "whatever runs in parallel; even the command path alone is bounded near 0.5. Only a smaller "
+        "command would close it: fewer or cheaper requests per command on the read side. Only the "
+        "local run pays this; it does not move the AWS bill."
     ),
     "local_lag": (
         "Locally the projector's poller hands each batch to every read model in turn: a command waits "
@@ -1174,7 +1176,11 @@ def _layers_text(sizes: DeploymentSizes) -> str:
     if sizes.deps_layer_unzipped is None:
         return f"{core}; {sizes.note}"
     distributions = ", ".join(sizes.deps_layer_distributions)
-    return f"{core}, dependencies layer {byte_size(sizes.deps_layer_unzipped)} ({distributions})"
+    text = f"{core}, dependencies layer {byte_size(sizes.deps_layer_unzipped)} ({distributions})"
+    if sizes.auth_layer_unzipped is not None:
+        own = byte_size(sizes.auth_layer_unzipped)
+        text += f"; the authorizer also has its own layer, {own} (PyJWT, cryptography)"
+    return text
 
 
 # 5. Local end-to-end
@@ -1516,8 +1522,10 @@ def gaps_section(results: BenchResults) -> str:
         + "\n\n### The two largest gaps, and what would close them\n\n"
         + closing
         + "\nThe warm command already sits at its limit (one request, one item). The local run's gaps "
-        "(throughput against raw puts, lag, rebuild) come from running moto, the API and the "
-        "projections in one process on two cores; they do not move the AWS bill.\n"
+        "(throughput against raw puts, lag, rebuild) come from moto serving every AWS request of the run "
+        "in one process while the API, its instances and the stream readers share the machine's two "
+        "cores with it (section 5 states what a command costs there and what that allows); they do "
+        "not move the AWS bill.\n"
     )
 
 

@@ -204,6 +204,12 @@ def test_cold_start_and_sizes_are_measured_for_every_function(
     for size in sizes["functions"].values():
         assert 0 < size["code"]["unzipped"] < size["total_unzipped"] < sizes["lambda_unzipped_limit"]
     assert sizes["deps_layer"] is not None or sizes["note"]  # skipped offline, and says so
+    if sizes["auth_layer"] is not None:  # the authorizer carries its own layer on top of the shared two
+        layers = {
+            name: size["total_unzipped"] - size["code"]["unzipped"]
+            for name, size in sizes["functions"].items()
+        }
+        assert layers["live_authorizer"] == layers["command_api"] + sizes["auth_layer"]["unzipped"]
 
 
 def test_end_to_end_and_rebuild_produce_figures(small_run: tuple[dict[str, Any], str, float]) -> None:
