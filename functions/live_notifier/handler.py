@@ -16,11 +16,11 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
 
 from orders_core import composition
-from orders_core.live.notifier import LiveNotifier, RowChange
+from orders_core.live.notifier import SERVICE, LiveNotifier, PushTally, RowChange, report
 from orders_core.projections import customer_orders, inventory
 from orders_core.tables import CUSTOMER_ORDERS, INVENTORY
 
-logger = Logger(service="orders-live-notifier")
+logger = Logger(service=SERVICE)
 
 
 class UnknownTable(ValueError):
@@ -63,8 +63,10 @@ def handle_stream(
             sequences.append(sequence)
         except UnknownTable as unknown:
             failures[sequence] = unknown
-    for position, failure in target.notify(changes).items():
+    tally = PushTally()
+    for position, failure in target.notify(changes, tally).items():
         failures.setdefault(sequences[position], failure)
+    report(tally, changes_not_pushed=len(failures))
 
     def record_handler(record: DynamoDBRecord) -> None:
         sequence = (record.dynamodb.sequence_number if record.dynamodb else None) or ""

@@ -180,17 +180,24 @@ def projector_metric(
     )
 
 
-def publisher_metric(
-    name: str, *, statistic: str, period: Duration = ONE_MINUTE, label: str | None = None
+def service_metric(
+    service: str, name: str, *, statistic: str, period: Duration = ONE_MINUTE, label: str | None = None
 ) -> cw.Metric:
+    """A metric a function writes as EMF with the service as its only dimension."""
     return cw.Metric(
         namespace=DEFAULT_NAMESPACE,
         metric_name=name,
-        dimensions_map={"service": PUBLISHER_SERVICE},
+        dimensions_map={"service": service},
         statistic=statistic,
         period=period,
         label=label,
     )
+
+
+def publisher_metric(
+    name: str, *, statistic: str, period: Duration = ONE_MINUTE, label: str | None = None
+) -> cw.Metric:
+    return service_metric(PUBLISHER_SERVICE, name, statistic=statistic, period=period, label=label)
 
 
 def table_operations_metric(table: dynamodb.ITable, metric_name: str) -> cw.MathExpression:

@@ -1,7 +1,7 @@
 """Live updates (ADR 14): the notifier reads the order view's and inventory's streams and pushes
 their changes to connected clients. Alarms on its lag and on the records it gave up on; graphs of
-its lag, its invocations against its errors and gave-ups, and of the WebSocket API's connections,
-messages and errors (what clients saw)."""
+its lag, its invocations against its errors and gave-ups, what it told (its own metrics), and of
+the WebSocket API's connections, messages and errors (what clients saw)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,26 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from infra.monitoring.common import ONE_MINUTE, Concern, Thresholds, alarm_on_stream_reader, iterator_age
+from infra.monitoring.common import (
+    ONE_MINUTE,
+    Concern,
+    Thresholds,
+    alarm_on_stream_reader,
+    iterator_age,
+    service_metric,
+)
+from orders_core.live import notifier as live
 
+# The notifier's own metrics (EMF, orders_core.live.notifier), by the label the graph shows.
+TOLD = {
+    live.UPDATES_ANNOUNCED: "order versions announced",
+    live.ALERTS_RAISED: "inventory alerts raised",
+    live.MESSAGES_DELIVERED: "messages delivered",
+}
+NOT_TOLD = {
+    live.CONNECTIONS_GONE: "connections gone",
+    live.CHANGES_NOT_PUSHED: "changes given back to the stream",
+}
 # API Gateway's WebSocket metrics (dimensions ApiId and Stage), by the label the graph shows.
 WEBSOCKET_TRAFFIC = {"ConnectCount": "connects", "MessageCount": "messages (both ways)"}
 WEBSOCKET_ERRORS = {
@@ -64,6 +82,17 @@ class LiveNotifierMonitoring(Concern):
                     self._dead_letters.metric_approximate_number_of_messages_visible(
                         period=ONE_MINUTE, label="on-failure queue"
                     ),
+                ],
+            ),
+            cw.GraphWidget(
+                title="Live notifier: what it told, and what it could not",
+                left=[
+                    service_metric(live.SERVICE, name, statistic="Sum", label=label)
+                    for name, label in TOLD.items()
+                ],
+                right=[
+                    service_metric(live.SERVICE, name, statistic="Sum", label=label)
+                    for name, label in NOT_TOLD.items()
                 ],
             ),
         ]

@@ -15,6 +15,7 @@ from infra.monitoring import TABLE_OPERATIONS, Concern, expected_worker_errors
 from infra.projections import registered_projections
 from infra.settings import DEVELOPMENT_STAGES
 from infra.workflow import definition, retry_attempts
+from orders_core.live import notifier as live_notifier
 from orders_core.tables import READ_MODEL_TABLES
 from tests.infra.helpers import Synthesized, resource_text
 
@@ -201,10 +202,23 @@ def test_dashboard_shows_the_live_notifier(synthesized: Synthesized) -> None:
     row = [
         widgets["Live notifier iterator age (ms)"],
         widgets["Live notifier invocations, errors, on-failure queue"],
+        widgets["Live notifier: what it told, and what it could not"],
         widgets["Live updates WebSocket API: connects, messages, errors"],
     ]
     assert len({w["y"] for w in row}) == 1, "one row"
-    iterator_age, invocations, websocket = (_graphed(w) for w in row)
+    iterator_age, invocations, told, websocket = (_graphed(w) for w in row)
+    # Its own EMF metrics, under the dimension its handler writes them with
+    service = {"service": live_notifier.SERVICE}
+    assert sorted(told) == sorted(
+        ("Orders", metric, service)
+        for metric in (
+            live_notifier.UPDATES_ANNOUNCED,
+            live_notifier.ALERTS_RAISED,
+            live_notifier.MESSAGES_DELIVERED,
+            live_notifier.CONNECTIONS_GONE,
+            live_notifier.CHANGES_NOT_PUSHED,
+        )
+    )
     assert iterator_age == [("AWS/Lambda", "IteratorAge", notifier)]
     assert sorted(invocations, key=str) == sorted(
         [

@@ -11,8 +11,21 @@ from typing import Any
 import pytest
 
 from orders_core.live.memory import InMemoryAlertMarkers, InMemoryConnectionStore, InMemoryPusher
-from orders_core.live.notifier import CONNECT_GRACE_SECONDS, LiveNotifier, RowChange
+from orders_core.live.notifier import (
+    ALERTS_RAISED,
+    CHANGES_NOT_PUSHED,
+    CONNECT_GRACE_SECONDS,
+    CONNECTIONS_GONE,
+    MESSAGES_DELIVERED,
+    SERVICE,
+    UPDATES_ANNOUNCED,
+    LiveNotifier,
+    PushTally,
+    RowChange,
+    report,
+)
 from orders_core.live.port import CONNECTION_LIFETIME_SECONDS, Connection
+from tests.support.logs import emf_blobs
 
 NOW = 1_800_000_000
 OPERATORS = "operators"
@@ -239,3 +252,46 @@ def test_source_rows_and_unchanged_revisions_read_nothing(world: World) -> None:
     world.notifier.notify([source, shard_change("sku-1", 4, 4, "e2")])
     assert world.summary_reads == 0
     assert world.received("o1") == []
+
+
+def test_a_batch_tallies_what_it_told_and_to_how_many(world: World) -> None:
+    world.connect("a1", "alice")
+    world.connect("a2", "alice")
+    world.connect("a-old", "alice")
+    world.pusher.open.discard("a-old")  # alice closed this one: API Gateway answers "gone"
+    world.connect("o1", "olga", OPERATORS)
+    world.stock["sku-1"] = summary("sku-1", available=1, level=5, revision=2)
+    tally = PushTally()
+
+    failures = world.notifier.notify(
+        [
+            order_change(None, view_row("o-1", "alice", 1)),
+            order_change(view_row("o-1", "alice", 1), view_row("o-1", "alice", 1)),  # delivered again
+            order_change(view_row("o-1", "alice", 1), view_row("o-1", "alice", 3)),
+            shard_change("sku-1", 1, 2, "e9"),
+        ],
+        tally,
+    )
+
+    assert failures == {}
+    # Two order versions and one alert told; alice's two open connections twice, olga's once; the
+    # closed one answered "gone" once and was forgotten for the rest of the batch.
+    assert tally == PushTally(updates_announced=2, alerts_raised=1, messages_delivered=5, connections_gone=1)
+
+
+def test_the_tally_becomes_one_metrics_line_and_nothing_when_nothing_happened(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "false")
+    report(PushTally(updates_announced=2, messages_delivered=5, connections_gone=1), changes_not_pushed=3)
+    (blob,) = emf_blobs(capsys.readouterr().out)
+    assert blob["service"] == SERVICE
+    assert {name: blob[name] for name in (UPDATES_ANNOUNCED, MESSAGES_DELIVERED, CONNECTIONS_GONE)} == {
+        UPDATES_ANNOUNCED: [2.0],
+        MESSAGES_DELIVERED: [5.0],
+        CONNECTIONS_GONE: [1.0],
+    }
+    assert blob[CHANGES_NOT_PUSHED] == [3.0] and ALERTS_RAISED not in blob  # only what it counted
+
+    report(PushTally(), changes_not_pushed=0)
+    assert emf_blobs(capsys.readouterr().out) == []

@@ -26,6 +26,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from orders_core import telemetry
 from orders_core.live import messages
 from orders_core.live.port import AlertMarkers, ConnectionStore, Pusher, PushOutcome, Reachable
 from orders_core.projections import customer_orders, inventory
@@ -33,7 +34,14 @@ from orders_core.projections.customer_orders import OrderView
 from orders_core.projections.deltas import REVISION, SHARD_SK
 
 Row = Mapping[str, Any]
+SERVICE = "orders-live-notifier"
 INVENTORY_LOW_ALERT = "inventory.low"
+# Its metrics (EMF, dimension service), per invocation: what it announced and to how many.
+UPDATES_ANNOUNCED = "UpdatesAnnounced"  # order versions told to their owner's connections
+ALERTS_RAISED = "AlertsRaised"  # inventory.low alerts told to the operators' connections
+MESSAGES_DELIVERED = "MessagesDelivered"  # pushes a connection took
+CONNECTIONS_GONE = "ConnectionsGone"  # pushes answered "gone": the client had left
+CHANGES_NOT_PUSHED = "ChangesNotPushed"  # records given back to the stream, delivered again
 # A connection is stored by its $connect route, before API Gateway completes the handshake, and
 # until then a push to it answers "gone". So a connection this young that answers "gone" is kept
 # (its $disconnect, a later push, or TTL removes it if it really is gone); the client reads what
@@ -50,6 +58,30 @@ class RowChange:
     key: tuple[str, str]  # (pk, sk)
     old: Row | None  # None: the row is new
     new: Row | None  # None: the row was deleted
+
+
+@dataclass
+class PushTally:
+    """What one batch told, and to how many connections (the notifier's metrics)."""
+
+    updates_announced: int = 0
+    alerts_raised: int = 0
+    messages_delivered: int = 0
+    connections_gone: int = 0
+
+
+def report(tally: PushTally, changes_not_pushed: int) -> None:
+    """The batch's metrics, as one EMF line (nothing when it counted nothing)."""
+    with telemetry.invocation_metrics(SERVICE) as metrics:
+        for name, value in (
+            (UPDATES_ANNOUNCED, tally.updates_announced),
+            (ALERTS_RAISED, tally.alerts_raised),
+            (MESSAGES_DELIVERED, tally.messages_delivered),
+            (CONNECTIONS_GONE, tally.connections_gone),
+            (CHANGES_NOT_PUSHED, changes_not_pushed),
+        ):
+            if value:
+                metrics.count(name, value)
 
 
 def _generation_and_entity(pk: str) -> tuple[int, str] | None:
@@ -83,12 +115,13 @@ class LiveNotifier:
         self._operators_group = operators_group
         self._clock = clock
 
-    def notify(self, changes: Sequence[RowChange]) -> dict[int, Exception]:
+    def notify(self, changes: Sequence[RowChange], tally: PushTally | None = None) -> dict[int, Exception]:
         """Push what the changes announce, in order; the positions that failed, with their error.
+        ``tally``: counts what was told, to how many.
 
         The first failure fails every change after it too: they are delivered again after it (a
         stream is retried from its first failed record), so pushing them now would only double them."""
-        batch = _Batch(self._connections, int(self._clock()))
+        batch = _Batch(self._connections, int(self._clock()), tally or PushTally())
         for position, change in enumerate(changes):
             try:
                 self._notify(change, batch)
@@ -115,6 +148,7 @@ class LiveNotifier:
         view = OrderView.from_json(json.loads(change.new["doc"]))
         message = messages.encode(messages.order_updated(view))
         self._push(batch.of_subject(view.customer_id), message, batch)
+        batch.tally.updates_announced += 1
 
     def _stock_changed(self, product_id: str, change: RowChange, batch: _Batch) -> None:
         if not product_id or _number(change.new, REVISION) <= _number(change.old, REVISION):
@@ -134,21 +168,27 @@ class LiveNotifier:
         if raised:
             message = messages.encode(messages.inventory_low(summary))
             self._push(batch.of_group(self._operators_group), message, batch)
+            batch.tally.alerts_raised += 1
 
     def _push(self, recipients: Sequence[Reachable], message: bytes, batch: _Batch) -> None:
         for recipient in list(recipients):
-            if self._pusher.push(recipient.connection_id, message) is PushOutcome.GONE:
-                batch.forget(recipient)
-                if batch.now - recipient.opened_at >= CONNECT_GRACE_SECONDS:
-                    self._connections.remove(recipient.connection_id)
+            if self._pusher.push(recipient.connection_id, message) is PushOutcome.DELIVERED:
+                batch.tally.messages_delivered += 1
+                continue
+            batch.tally.connections_gone += 1
+            batch.forget(recipient)
+            if batch.now - recipient.opened_at >= CONNECT_GRACE_SECONDS:
+                self._connections.remove(recipient.connection_id)
 
 
 class _Batch:
-    """What one batch has looked up already: connections by subject and group, product summaries."""
+    """What one batch has looked up already (connections by subject and group, product summaries),
+    and what it told."""
 
-    def __init__(self, connections: ConnectionStore, now: int) -> None:
+    def __init__(self, connections: ConnectionStore, now: int, tally: PushTally) -> None:
         self._connections = connections
         self.now = now
+        self.tally = tally
         self._subjects: dict[str, list[Reachable]] = {}
         self._groups: dict[str, list[Reachable]] = {}
         self.summaries: dict[str, Mapping[str, Any]] = {}
