@@ -2,28 +2,33 @@
 
 Starts `orders serve` as a separate process on a free port, with its default instances per
 function (`--workers`; the run records how many under "workers"). Its moto runs in its main
-process; the gateway with its instances, and the projector's poller, run in processes of their
-own (docs/adr/0016-local-instances.md). Then:
+process; the gateway with its instances, the projector's poller, and the other stream readers
+(the live notifier, the integration publisher) run in processes of their own
+(docs/adr/0016-local-instances.md). Then:
 
 * **idle CPU**: once the server has settled after startup, the CPU seconds its processes use
   (`/proc/<pid>/stat` of the server and every process under it, user + system) over
   `IDLE_SECONDS` with nothing happening, as a share of one core. Target: under 5%. The
   projector's one stream poller backs off while the stream is idle
   (orders_local/projection_workers.py; the run records its waits under "poller").
-* **commands/s** with N concurrent clients (1, 4, 8), each on its own keep-alive connection,
+* **commands/s** with N concurrent clients (1, 4, 8), each with an HTTP client of its own,
   alternating a new order (`POST /orders`) and an item added to its last order (warm in the
   instance that placed it): both one conditional PutItem, plus a Query when the item reaches an
-  instance that has not met the order yet (each instance has its own cache, as on Lambda). The projector's
-  stream poller (every read model) runs meanwhile, as it does for anyone running `orders serve`.
+  instance that has not met the order yet (each instance has its own cache, as on Lambda). The
+  stream readers (the projector with every read model, the notifier, the publisher) run meanwhile,
+  as they do for anyone running `orders serve`.
 * **raw conditional puts/s** on the same moto endpoint, in the same run, with the same number
   of threads (a boto3 client each): `PutItem` of a commit-sized item with
   `attribute_not_exists`. Ours divided by raw is the overhead of the whole path (HTTP, the
   gateway and its JWT check, Powertools, pydantic, the command service) over the write itself.
+* **CPU per command and per raw put**: from a phase's start until the server is idle again (the
+  readers' catch-up included), moto's process alone and every process with the clients; what
+  those costs allow sustained (moto's process one core, everything the machine's cores).
 * **projection lag**: one order at a time, from the command's answer (accepted, with its
   version) to the first `GET /orders/{id}` (polled every 5 ms) that shows that version in the
   order's view; p50 and p99. Target: p99 at most 500 ms.
 
-Then the same figures (idle CPU and throughput) once more on a server without the stream poller
+Then the same figures (idle CPU, throughput, CPU) once more on a server without stream readers
 (the same `LocalSystem`, `projections=False`, started by `python -m bench.e2e serve`): on two
 cores the projections of every command compete with the command path, for the cores and for
 moto's process, which serves every DynamoDB request; on AWS they run in other functions. That
@@ -246,7 +251,8 @@ def _token(subject: str) -> str:
 
 
 class Client:
-    """One keep-alive connection, as a browser or an SDK holds one."""
+    """One client's HTTP connection. werkzeug, which serves the local gateway (and moto), closes a
+    connection after every answer, so each request opens a new one, as a raw put's does."""
 
     def __init__(self, port: int, subject: str) -> None:
         self._port = port

@@ -1216,7 +1216,9 @@ def e2e_section(results: BenchResults) -> str:
         + "Through `orders serve` in a separate process (`bench/e2e.py`): moto in its main process, the "
         "gateway and each function's instances (its default `--workers`, twice the cores; each a process "
         "handling one request at a time with its own cache, ADR 16) in processes of their own. N clients "
-        f"on keep-alive connections, {e2e.command_mix}; every command is one conditional `PutItem`, "
+        "each with a connection of its own (werkzeug, serving the gateway and moto, closes it after every "
+        f"answer, so every request opens one, raw puts' too), {e2e.command_mix}; every command is one "
+        "conditional `PutItem`, "
         "plus a `Query` when an item reaches an instance that has not met its order. Beside it, raw "
         "conditional `PutItem`s of a commit-sized item on the same moto endpoint from as many threads, "
         'in the same run. "Command path" is the same server without its stream poller; "`orders serve`" '
