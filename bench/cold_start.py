@@ -46,18 +46,9 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import ROOT, section_main
+from infra.bytecode import FUNCTION_PACKAGES
 
-PACKAGES = (
-    "command_api",
-    "query_api",
-    "projections",
-    "admin_api",
-    "rebuild_worker",
-    "integration_publisher",
-    "live_api",
-    "live_notifier",
-    "live_authorizer",
-)
+PACKAGES = FUNCTION_PACKAGES
 # Functions with a layer of their own beyond the two every function has (ADR 14).
 AUTHORIZER = "live_authorizer"
 # What the Lambda Python runtime brings besides the standard library (as tests/infra/test_canary.py).

@@ -18,7 +18,6 @@ load on x86_64.
 
 from __future__ import annotations
 
-import argparse
 import json
 import shutil
 from pathlib import Path
@@ -65,18 +64,7 @@ def twin() -> Path | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
-    parser.add_argument("--force", action="store_true", help="rebuild even if the layer is current")
-    parser.add_argument("--check", action="store_true", help="only check; exit 1 if missing or stale")
-    args = parser.parse_args(argv)
-    relative = AUTH_LAYER_DIR.relative_to(ROOT)
-    if args.check:
-        current = is_current()
-        print(f"{relative}: {'current' if current else 'missing or stale'}")
-        return 0 if current else 1
-    built = build(force=args.force)
-    print(f"{relative}: {'built' if built else 'current, not rebuilt'} ({', '.join(requirements())})")
-    return 0
+    return AUTH.command_line(argv, (__doc__ or "").splitlines()[0], after_build=lambda: 0)
 
 
 if __name__ == "__main__":

@@ -40,6 +40,18 @@ INTERPRETER_VARIABLE = "ORDERS_RUNTIME_PYTHON"
 REQUIRE_VARIABLE = "ORDERS_REQUIRE_BYTECODE"
 
 FUNCTIONS_DIR = ROOT / "functions"
+# Every function's package under functions/, as the stack deploys them (tests/infra checks the list).
+FUNCTION_PACKAGES = (
+    "command_api",
+    "query_api",
+    "projections",
+    "admin_api",
+    "rebuild_worker",
+    "integration_publisher",
+    "live_api",
+    "live_notifier",
+    "live_authorizer",
+)
 CORE_SOURCES = ROOT / "layers" / "core" / "python"
 STAGED_DIR = ROOT / "build" / "assets"
 STAGED_FUNCTIONS = STAGED_DIR / "functions"

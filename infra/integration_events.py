@@ -7,20 +7,12 @@ from aws_cdk import Duration
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_events as events
 from aws_cdk import aws_lambda as lambda_
-from aws_cdk import aws_lambda_event_sources as sources
 from constructs import Construct
 
 from infra.lambda_function import PythonFunction
 from infra.layers import Layers
 from infra.nag import XRAY_REASON
-from infra.projections import (
-    BATCH_SIZE,
-    LIST_STREAMS_REASON,
-    MAX_BATCHING_WINDOW,
-    MAX_RECORD_AGE,
-    RETRY_ATTEMPTS,
-    on_failure_queue,
-)
+from infra.projections import LIST_STREAMS_REASON, on_failure_queue, read_events_stream
 from infra.settings import Settings
 from orders_core.integration.events import PUBLISHED_AGGREGATES, SOURCE
 
@@ -89,22 +81,6 @@ class IntegrationEvents(Construct):
         self.function = self.handler.function
         # events:PutEvents on this bus, nothing else: the function reads no table, only the stream.
         self.bus.grant_put_events_to(self.handler.role)
-        # Grants the stream reads and sqs:SendMessage on the queue to the function's role.
-        self.event_source = sources.DynamoEventSource(
-            events_table,
-            starting_position=lambda_.StartingPosition.TRIM_HORIZON,
-            batch_size=BATCH_SIZE,
-            max_batching_window=MAX_BATCHING_WINDOW,
-            bisect_batch_on_error=True,
-            max_record_age=MAX_RECORD_AGE,
-            report_batch_item_failures=True,
-            on_failure=sources.SqsDlq(self.dead_letters),
-            filters=[lambda_.FilterCriteria.filter(stream_filter())],
+        self.mapping = read_events_stream(
+            self.function, events_table, self.dead_letters, [lambda_.FilterCriteria.filter(stream_filter())]
         )
-        self.function.add_event_source(self.event_source)
-        (mapping,) = [c for c in self.function.node.children if isinstance(c, lambda_.EventSourceMapping)]
-        self.mapping = mapping
-        # As for the projector: -1 (until the record expires) is written out, the CDK takes 0-10,000.
-        cfn_mapping = mapping.node.default_child
-        assert isinstance(cfn_mapping, lambda_.CfnEventSourceMapping)
-        cfn_mapping.maximum_retry_attempts = RETRY_ATTEMPTS

@@ -24,6 +24,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -117,6 +118,24 @@ class LayerBuild:
             stamp.write_text(json.dumps(self.build_inputs(), indent=2) + "\n")
         return True
 
+    def command_line(self, argv: list[str] | None, description: str, after_build: Callable[[], int]) -> int:
+        """A layer build module's ``main``: ``--check`` (exit 1 when missing or stale), or build it
+        unless current (``--force``: anyway), then ``after_build()``."""
+        parser = argparse.ArgumentParser(description=description)
+        parser.add_argument("--force", action="store_true", help="rebuild even if the layer is current")
+        parser.add_argument("--check", action="store_true", help="only check; exit 1 if missing or stale")
+        args = parser.parse_args(argv)
+        relative = self.layer_dir.relative_to(ROOT)
+        if args.check:
+            current = self.is_current()
+            print(f"{relative}: {'current' if current else 'missing or stale'}")
+            return 0 if current else 1
+        built = self.build(force=args.force)
+        print(
+            f"{relative}: {'built' if built else 'current, not rebuilt'} ({', '.join(self.requirements())})"
+        )
+        return after_build()
+
 
 DEPS = LayerBuild("deps", DEPS_DISTRIBUTIONS, (PLATFORM,), DEPS_LAYER_DIR, DEPS_STAMP)
 requirements = DEPS.requirements
@@ -127,18 +146,8 @@ build = DEPS.build
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--force", action="store_true", help="rebuild even if the layer is current")
-    parser.add_argument("--check", action="store_true", help="only check; exit 1 if missing or stale")
-    args = parser.parse_args(argv)
-    relative = DEPS_LAYER_DIR.relative_to(ROOT)
-    if args.check:
-        current = is_current()
-        print(f"{relative}: {'current' if current else 'missing or stale'}")
-        return 0 if current else 1
-    built = build(force=args.force)
-    print(f"{relative}: {'built' if built else 'current, not rebuilt'} ({', '.join(requirements())})")
-    return bytecode.main()
+    # The functions' and the core layer's bytecode is staged with the layer it runs beside.
+    return DEPS.command_line(argv, __doc__.splitlines()[0], after_build=bytecode.main)
 
 
 if __name__ == "__main__":

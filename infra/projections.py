@@ -72,6 +72,37 @@ def on_failure_queue(scope: Construct, reader: str) -> sqs.Queue:
     return queue
 
 
+def read_events_stream(
+    function: lambda_.Function,
+    events: dynamodb.ITable,
+    dead_letters: sqs.IQueue,
+    filters: Sequence[Mapping[str, object]] = (),
+) -> lambda_.EventSourceMapping:
+    """The function's one mapping on the events stream, with the settings above (the projector's
+    and the integration publisher's alike). Grants the stream reads and sqs:SendMessage on the
+    queue to the function's role."""
+    function.add_event_source(
+        sources.DynamoEventSource(
+            events,
+            starting_position=lambda_.StartingPosition.TRIM_HORIZON,
+            batch_size=BATCH_SIZE,
+            max_batching_window=MAX_BATCHING_WINDOW,
+            bisect_batch_on_error=True,
+            max_record_age=MAX_RECORD_AGE,
+            report_batch_item_failures=True,
+            on_failure=sources.SqsDlq(dead_letters),
+            filters=list(filters) or None,
+        )
+    )
+    (mapping,) = [c for c in function.node.children if isinstance(c, lambda_.EventSourceMapping)]
+    # The CDK's retry_attempts takes 0-10,000 only; -1 (the service default) is written out so
+    # that the template says what it means.
+    cfn_mapping = mapping.node.default_child
+    assert isinstance(cfn_mapping, lambda_.CfnEventSourceMapping)
+    cfn_mapping.maximum_retry_attempts = RETRY_ATTEMPTS
+    return mapping
+
+
 TIMEOUT = Duration.seconds(60)
 
 LIST_STREAMS_REASON = (
@@ -157,22 +188,4 @@ class Projections(Construct):
             grant(role, table, spec, APPLY_ACTIONS)
         # Control rows (cached), rebuild markers, its heartbeat, and the parked commits.
         grant(role, control, PROJECTIONS_CONTROL, PROJECTOR_CONTROL_ACTIONS)
-        # Grants the stream reads and sqs:SendMessage on the queue to the function's role.
-        self.event_source = sources.DynamoEventSource(
-            events,
-            starting_position=lambda_.StartingPosition.TRIM_HORIZON,
-            batch_size=BATCH_SIZE,
-            max_batching_window=MAX_BATCHING_WINDOW,
-            bisect_batch_on_error=True,
-            max_record_age=MAX_RECORD_AGE,
-            report_batch_item_failures=True,
-            on_failure=sources.SqsDlq(self.dead_letters),
-        )
-        self.function.add_event_source(self.event_source)
-        (mapping,) = [c for c in self.function.node.children if isinstance(c, lambda_.EventSourceMapping)]
-        self.mapping = mapping
-        # The CDK's retry_attempts takes 0-10,000 only; -1 (the service default) is written out so
-        # that the template says what it means.
-        cfn_mapping = mapping.node.default_child
-        assert isinstance(cfn_mapping, lambda_.CfnEventSourceMapping)
-        cfn_mapping.maximum_retry_attempts = RETRY_ATTEMPTS
+        self.mapping = read_events_stream(self.function, events, self.dead_letters)

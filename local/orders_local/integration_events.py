@@ -37,7 +37,7 @@ from orders_local.stream_poller import (
     DynamoDBCheckpointStore,
     PollerSettings,
     StreamPoller,
-    checkpoint_table_request,
+    prepare_reader,
     sqs_on_failure,
 )
 
@@ -159,9 +159,7 @@ class LocalIntegrationEvents:
         sqs.set_queue_attributes(QueueUrl=queue_url, Attributes={"Policy": policy})
         target = {"Id": "followers", "Arn": queue_arn}
         events.put_targets(Rule=names.followers_rule, EventBusName=names.bus, Targets=[target])
-        with contextlib.suppress(dynamodb.exceptions.ResourceInUseException):
-            dynamodb.create_table(**checkpoint_table_request(names.checkpoint_table))
-        self.failure_queue_url = sqs.create_queue(QueueName=names.failure_queue)["QueueUrl"]
+        self.failure_queue_url = prepare_reader(dynamodb, sqs, names.checkpoint_table, names.failure_queue)
         stream_arn = dynamodb.describe_table(TableName=self._events_table)["Table"]["LatestStreamArn"]
 
         bus = self._event_bus or EventBridgeBus(events, names.bus)

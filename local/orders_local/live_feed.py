@@ -10,7 +10,6 @@ table's stream, as on AWS), both running the live notifier function's handler
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from collections.abc import Mapping
 from typing import Any
@@ -26,7 +25,7 @@ from orders_local.stream_poller import (
     DynamoDBCheckpointStore,
     PollerSettings,
     StreamPoller,
-    checkpoint_table_request,
+    prepare_reader,
     sqs_on_failure,
 )
 
@@ -79,9 +78,7 @@ class LiveFeed:
 
     def start(self, *, poll_in_background: bool = True) -> None:
         dynamodb, sqs = self._client("dynamodb"), self._client("sqs")
-        with contextlib.suppress(dynamodb.exceptions.ResourceInUseException):
-            dynamodb.create_table(**checkpoint_table_request(self._checkpoint_table))
-        self.failure_queue_url = sqs.create_queue(QueueName=self._failure_queue)["QueueUrl"]
+        self.failure_queue_url = prepare_reader(dynamodb, sqs, self._checkpoint_table, self._failure_queue)
         notifier = self._notifier or composition.root().live_notifier
         tables = {self._table_names[spec.key]: name for spec, name in FOLLOWED}
         handler = handler_for(notifier, tables)

@@ -10,7 +10,6 @@ to poll until the stream is read, wherever it runs.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import sys
 import threading
@@ -26,7 +25,7 @@ from orders_local.stream_poller import (
     DynamoDBCheckpointStore,
     PollerSettings,
     StreamPoller,
-    checkpoint_table_request,
+    prepare_reader,
     sqs_on_failure,
 )
 
@@ -72,10 +71,7 @@ class ProjectionWorkers:
     def start(self) -> None:
         dynamodb: Any = boto3.client("dynamodb", endpoint_url=self._endpoint_url)
         sqs: Any = boto3.client("sqs", endpoint_url=self._endpoint_url)
-        # An external endpoint may have kept the table: then resume from the checkpoints it holds.
-        with contextlib.suppress(dynamodb.exceptions.ResourceInUseException):
-            dynamodb.create_table(**checkpoint_table_request(self._checkpoint_table))
-        self.failure_queue_url = sqs.create_queue(QueueName=self._failure_queue)["QueueUrl"]
+        self.failure_queue_url = prepare_reader(dynamodb, sqs, self._checkpoint_table, self._failure_queue)
         stream_arn = dynamodb.describe_table(TableName=self._events_table)["Table"]["LatestStreamArn"]
         if self._own_process:
             self.process = Helper(

@@ -47,6 +47,7 @@ moto gives every table's stream the same shard id: use a poller name per table.
 from __future__ import annotations
 
 import base64
+import contextlib
 import copy
 import json
 import logging
@@ -120,6 +121,17 @@ def checkpoint_table_request(table_name: str) -> dict[str, Any]:
             {"AttributeName": "shard_id", "KeyType": "RANGE"},
         ],
     }
+
+
+def prepare_reader(
+    dynamodb: DynamoDBClient, sqs: SQSClient, checkpoint_table: str, failure_queue: str
+) -> str:
+    """Create what a stream reader keeps outside itself, if missing: its checkpoint table (an
+    external endpoint may have kept it: the reader then resumes from its checkpoints) and its
+    on-failure queue. Returns the queue's URL."""
+    with contextlib.suppress(dynamodb.exceptions.ResourceInUseException):
+        dynamodb.create_table(**checkpoint_table_request(checkpoint_table))
+    return sqs.create_queue(QueueName=failure_queue)["QueueUrl"]
 
 
 class DynamoDBCheckpointStore:

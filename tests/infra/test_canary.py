@@ -40,17 +40,7 @@ REPO = Path(__file__).resolve().parents[2]
 # What the Lambda Python runtime brings besides the standard library.
 RUNTIME_DISTRIBUTIONS = ("boto3", "botocore", "s3transfer", "jmespath", "python-dateutil", "six", "urllib3")
 LOCAL_ONLY = ("moto", "jwt", "werkzeug", "orders_local", "flask")
-PACKAGES = (
-    "command_api",
-    "query_api",
-    "projections",
-    "admin_api",
-    "rebuild_worker",
-    "integration_publisher",
-    "live_api",
-    "live_notifier",
-    "live_authorizer",
-)
+PACKAGES = bytecode.FUNCTION_PACKAGES
 
 _PROBE = """
 import importlib, json, sys, time

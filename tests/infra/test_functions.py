@@ -29,6 +29,10 @@ EXPECTED_PACKAGES = {
 }
 
 
+def test_the_function_list_the_builds_use_names_every_deployed_function() -> None:
+    assert set(bytecode.FUNCTION_PACKAGES) == set(EXPECTED_PACKAGES)
+
+
 def _functions(synthesized: Synthesized) -> dict[str, dict[str, Any]]:
     return {k: v["Properties"] for k, v in synthesized.of_type("AWS::Lambda::Function").items()}
 
